@@ -1,0 +1,1 @@
+"""Built-in galprep commands, one module each, registered as ``galtools.commands`` entries."""

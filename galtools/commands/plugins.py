@@ -1,0 +1,47 @@
+"""galprep plugins."""
+
+import json
+
+import click
+
+from galtools import options
+
+
+@click.command(short_help="List commands, models, importers, metrics and features installed.")
+@click.option("--group", type=click.Choice(["commands", "models", "importers", "metrics",
+                                            "features"]), help="Only this group.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@options.common
+def plugins(group, as_json):
+    """List every entry of each galtools entry-point group with the distribution and version
+    that provides it, and whether it loads.  Entries switched off by GALPREP_PLUGINS are shown
+    as disabled."""
+    from galtools import registry
+
+    groups = [f"galtools.{group}"] if group else list(registry.GROUPS)
+    report = {}
+    for g in groups:
+        rows = []
+        off = registry.disabled(g)
+        for name, e in registry.entries(g, include_disabled=True).items():
+            status = "disabled" if name in off else ("ok" if e.error is None else "broken")
+            rows.append({"name": name, "dist": e.dist, "version": e.version,
+                         "builtin": e.builtin, "status": status, "value": e.value,
+                         "error": e.error if status == "broken" else None})
+        report[g] = rows
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    for g, rows in report.items():
+        click.echo(f"{g}  ({registry.GROUPS[g]})")
+        if not rows:
+            click.echo("  (none)")
+        for r in rows:
+            mark = {"ok": " ", "broken": "✗", "disabled": "-"}[r["status"]]
+            origin = "built-in" if r["builtin"] else f"{r['dist']} {r['version']}"
+            line = f" {mark} {r['name']:<18} {origin}"
+            if r["status"] == "broken":
+                line += f"  BROKEN: {r['error']}"
+            elif r["status"] == "disabled":
+                line += "  (disabled by GALPREP_PLUGINS)"
+            click.echo(line)

@@ -1,0 +1,168 @@
+"""Turning galaxy stamps into pictures: stretch, band→RGB mapping, montage grids."""
+
+import math
+
+import numpy as np
+
+
+def stretch(images, method="auto", percentiles=(0.5, 99.5), asinh_a=0.1):
+    """Scale images (N×H×W×C) to [0, 1] for display.
+
+    ``method``: 'linear' (uint8 data as is, else global min–max), 'percentile' (per image,
+    clipped between the given percentiles), 'asinh' (percentile, then asinh), or 'auto'
+    (linear for 8-bit data, asinh for float data).
+    """
+    images = np.asarray(images)
+    if method == "auto":
+        method = "linear" if images.dtype == np.uint8 else "asinh"
+    x = images.astype(np.float32)
+    if method == "linear":
+        if images.dtype == np.uint8:
+            return x / 255.0
+        lo, hi = np.nanmin(x), np.nanmax(x)
+        return np.clip((x - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
+    flat = x.reshape(x.shape[0], -1)
+    lo = np.nanpercentile(flat, percentiles[0], axis=1)[:, None, None, None]
+    hi = np.nanpercentile(flat, percentiles[1], axis=1)[:, None, None, None]
+    x = np.clip((x - lo) / np.where(hi > lo, hi - lo, 1.0), 0, 1)
+    if method == "asinh":
+        x = np.arcsinh(x / asinh_a) / np.arcsinh(1.0 / asinh_a)
+    elif method != "percentile":
+        raise ValueError(f"unknown stretch '{method}'")
+    return np.nan_to_num(x)
+
+
+def to_rgb(images, bands=None, rgb=None):
+    """Map C bands to RGB (N×H×W×3) or grey (N×H×W×1).
+
+    ``rgb``: three channel indices for R, G, B, or one index for grey.  Default: grey for one
+    band, the channels as R,G,B for three, and for other counts the last three in reverse
+    (redder band in R), e.g. g,r,i → R=i, G=r, B=g.
+    """
+    c = images.shape[-1]
+    if rgb is None:
+        if c == 1:
+            rgb = [0]
+        elif c == 3 and (bands is None or list(bands) not in (["g", "r", "i"], list("gri"))):
+            rgb = [0, 1, 2]
+        elif c == 2:
+            rgb = [1, 0, 0]
+        else:
+            rgb = [c - 1, c - 2, c - 3]
+    return images[..., list(rgb)]
+
+
+def grid(images, columns=None, pad=2, background=0.0):
+    """Tile N×H×W×C images (values in [0, 1]) into one H'×W'×C array."""
+    n, h, w, c = images.shape
+    columns = columns or max(1, math.ceil(math.sqrt(n)))
+    rows = max(1, math.ceil(n / columns))
+    out = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, c), background, np.float32)
+    for k in range(n):
+        r, q = divmod(k, columns)
+        y, x = pad + r * (h + pad), pad + q * (w + pad)
+        out[y:y + h, x:x + w] = images[k]
+    return out
+
+
+def montage_image(images, columns=None, scale=1, method="auto", bands=None, rgb=None,
+                  captions=None):
+    """A PIL image of a montage of ``images`` with optional per-stamp captions."""
+    from PIL import Image, ImageDraw
+
+    shown = to_rgb(stretch(images, method), bands, rgb)
+    if scale > 1:
+        shown = shown.repeat(scale, axis=1).repeat(scale, axis=2)
+    n, h, w, c = shown.shape
+    columns = columns or max(1, math.ceil(math.sqrt(n)))
+    pad = 2
+    tiled = grid(shown, columns, pad=pad)
+    pixels = (tiled * 255 + 0.5).astype(np.uint8)
+    mode = "L" if c == 1 else "RGB"
+    img = Image.fromarray(pixels[..., 0] if c == 1 else pixels, mode)
+    if captions is not None:
+        img = img.convert("RGB")
+        draw = ImageDraw.Draw(img)
+        for k, text in enumerate(captions[:n]):
+            r, q = divmod(k, columns)
+            x, y = pad + q * (w + pad) + 1, pad + r * (h + pad) + 1
+            draw.text((x + 1, y + 1), str(text), fill=(0, 0, 0))
+            draw.text((x, y), str(text), fill=(255, 255, 0))
+    return img
+
+
+def save_montage(path, images, **kw):
+    """Write a montage PNG of ``images`` (atomically; never a half-written picture)."""
+    import os
+    import tempfile
+
+    img = montage_image(images, **kw)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".montage-", suffix=".png", dir=directory)
+    os.close(fd)
+    try:
+        img.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def parse_rgb(text, bands):
+    """'2,1,0' or 'i,r,g' (band names) or 'r' (grey) → channel indices."""
+    if text is None:
+        return None
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if part in bands:
+            out.append(list(bands).index(part))
+        elif part.lstrip("-").isdigit() and -len(bands) <= int(part) < len(bands):
+            out.append(int(part) % len(bands))
+        else:
+            raise ValueError(f"unknown band '{part}' (bands: {', '.join(bands)})")
+    if len(out) not in (1, 3):
+        raise ValueError("give one band (grey) or three (R,G,B)")
+    return out
+
+
+def montage_from_file(path, out, count=16, random=False, seed=0, field="images",
+                      captions=(), columns=None, scale=None, method="auto", rgb=None):
+    """Montage PNG of ``count`` images (first, or a seeded random choice) of a file."""
+    from galtools.arrayfile import open_galaxies
+    from galtools.errors import GalError
+
+    with open_galaxies(path) as reader:
+        if reader.n == 0:
+            raise GalError(f"{reader.path}: no images to show")
+        if field == "targets" and not reader.has_targets:
+            raise GalError(f"{reader.path}: has no targets")
+        count = min(count, reader.n)
+        if random:
+            rows = np.sort(np.random.default_rng(seed).choice(reader.n, count, replace=False))
+        else:
+            rows = np.arange(count)
+        batch = reader.take(rows, fields=[field, *captions])
+        try:
+            channels = parse_rgb(rgb, reader.bands)
+        except ValueError as exc:
+            raise GalError(str(exc)) from None
+        text = None
+        if captions:
+            classes = reader.classes
+            text = []
+            for k in range(count):
+                parts = []
+                for name in captions:
+                    v = batch[name][k]
+                    if name in classes and np.asarray(v).dtype.kind in "iu":
+                        v = classes[name][int(v)] if 0 <= int(v) < len(classes[name]) else v
+                    parts.append(f"{v:.3g}" if isinstance(v, (float, np.floating)) else str(v))
+                text.append(" ".join(parts))
+        h = reader.image_shape[0]
+        if scale is None:
+            scale = max(1, 128 // max(h, 1))
+        save_montage(out, batch[field], columns=columns, scale=scale, method=method,
+                     bands=reader.bands, rgb=channels, captions=text)
+    return out
