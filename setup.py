@@ -14,6 +14,7 @@ COMMANDS = [
     "show = galtools.commands.show:show",
     "merge = galtools.commands.merge:merge",
     "plugins = galtools.commands.plugins:plugins",
+    "degrade = galtools.commands.degrade:degrade",
 ]
 MODELS = []
 IMPORTERS = []

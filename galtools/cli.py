@@ -22,7 +22,7 @@ BROKEN_MARK = "✗"
 def _broken_command(name, entry, reason):
     """A stand-in command for a plugin that does not load."""
 
-    def run():
+    def run(args=()):
         raise GalError(
             f"plugin command '{name}' from {entry.dist} {entry.version} "
             f"({entry.value}) failed to load: {reason}"

@@ -26,22 +26,23 @@ def run_galprep(*args, input=None):
     """Run ``galprep ARGS`` in-process (through main(): its error handling and exit codes)."""
     from galtools.cli import main
 
-    stdin = io.BytesIO(input or b"")
-    stdout, stderr = io.BytesIO(), io.BytesIO()
+    streams = (
+        io.TextIOWrapper(io.BytesIO(input or b"")),
+        io.TextIOWrapper(io.BytesIO(), write_through=True),
+        io.TextIOWrapper(io.BytesIO(), write_through=True),
+    )
     saved = sys.stdin, sys.stdout, sys.stderr
-    sys.stdin = io.TextIOWrapper(stdin)
-    sys.stdout = io.TextIOWrapper(stdout, write_through=True)
-    sys.stderr = io.TextIOWrapper(stderr, write_through=True)
+    sys.stdin, sys.stdout, sys.stderr = streams
     try:
         main([str(a) for a in args])
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
         sys.stdin, sys.stdout, sys.stderr = saved
-    return Result(code, stdout.getvalue(), stderr.getvalue().decode("utf-8", "replace"))
+    out, err = (s.detach() if not s.closed else None for s in streams[1:])
+    return Result(code, out.getvalue() if out else b"",
+                  err.getvalue().decode("utf-8", "replace") if err else "")
 
 
 @pytest.fixture
