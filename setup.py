@@ -14,12 +14,40 @@ COMMANDS = [
     "show = galtools.commands.show:show",
     "merge = galtools.commands.merge:merge",
     "plugins = galtools.commands.plugins:plugins",
+    "metrics = galtools.commands.metrics:metrics",
+    "import = galtools.commands.import_:import_",
+    "train-batch = galtools.commands.train_batch:train_batch",
+    "resize = galtools.commands.resize:resize",
+    "compress = galtools.commands.compress:compress",
+    "split = galtools.commands.split:split",
+    "augment = galtools.commands.augment:augment",
     "degrade = galtools.commands.degrade:degrade",
+    "score = galtools.commands.score:score",
+    "denoise = galtools.commands.denoise:denoise",
+    "generate = galtools.commands.generate:generate",
 ]
-MODELS = []
-IMPORTERS = []
-METRICS = []
-FEATURES = []
+MODELS = [
+    "vgg = galtools.models.vgg:vgg",
+    "cnn-classifier = galtools.models.classifier:cnn_classifier",
+    "dcgan = galtools.models.gan:dcgan",
+    "twoinone = galtools.models.gan:twoinone",
+    "cgan = galtools.models.gan:cgan",
+    "resnet-denoiser = galtools.models.denoiser:resnet_denoiser",
+    "ridge-histogram = galtools.models.ridge:ridge_histogram",
+]
+IMPORTERS = [
+    "galaxy10 = galtools.importers.galaxy10:importer",
+    "kaggle-png = galtools.importers.kaggle_png:importer",
+    "npy = galtools.importers.npy:importer",
+    "fits-folder = galtools.importers.fits_folder:importer",
+]
+METRICS = [
+    "fid = galtools.metrics.fid:FID",
+    "kid = galtools.metrics.fid:KID",
+    "power = galtools.metrics.power:Power",
+    "morph = galtools.metrics.morphology:Morphology",
+]
+FEATURES = ["run = galtools.features.run:run_extractor"]
 
 setup(
     name="galtools",

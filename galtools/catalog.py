@@ -21,6 +21,13 @@ def image_id(stem, pattern=None):
     return m.group(1) if m.groups() else m.group(0)
 
 
+def id_text(stem, pattern=None):
+    """The text of ``stem`` that holds its id ('pgc44182' of 'pgc44182_d25x2_rot'), else the
+    stem."""
+    m = re.search(pattern or DEFAULT_ID_PATTERN, stem)
+    return m.group(0) if m and m.group(0) else stem
+
+
 def normalise_id(value, pattern=None):
     """A catalog id as text comparable with :func:`image_id` (44182.0 → '44182')."""
     if isinstance(value, (float, np.floating)) and float(value).is_integer():

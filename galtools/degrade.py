@@ -106,14 +106,41 @@ def psf_kernels(spec, bands):
     return out
 
 
+class Convolver:
+    """Convolution of N×H×W×C chunks with an S×S×C kernel per band, by real FFTs of the
+    bands as contiguous planes ('same' size, zero outside the stamp).  The FFT size is the
+    smallest that keeps wrap-around out of the kept pixels (H + S//2, not H + S − 1), and the
+    kernels' transform is computed once per image size."""
+
+    def __init__(self, kernels):
+        self.kernels = np.asarray(kernels, np.float64)
+        self._cache = {}
+
+    def __call__(self, images):
+        from scipy import fft
+
+        images = np.asarray(images, np.float64)
+        n, h, w, c = images.shape
+        s = self.kernels.shape[0]
+        o = (s - 1) // 2
+        if self.kernels.shape[-1] != c:
+            raise GalError(f"{self.kernels.shape[-1]} PSF kernels for {c} bands")
+        size = (fft.next_fast_len(max(h + o, s), real=True),
+                fft.next_fast_len(max(w + o, s), real=True))
+        kf = self._cache.get(size)
+        if kf is None:
+            planes = np.moveaxis(self.kernels, -1, 0)
+            kf = self._cache[size] = fft.rfft2(planes, s=size)
+        planes = np.ascontiguousarray(np.moveaxis(images, -1, 1))
+        spectrum = fft.rfft2(planes, s=size)
+        spectrum *= kf[None]
+        full = fft.irfft2(spectrum, s=size)
+        return np.moveaxis(full[:, :, o:o + h, o:o + w], 1, -1)
+
+
 def convolve(images, kernels):
     """Convolve N×H×W×C images with an S×S×C kernel per band ('same' size, zero outside)."""
-    from scipy.signal import fftconvolve
-
-    images = np.asarray(images, np.float64)
-    if kernels.shape[-1] != images.shape[-1]:
-        raise GalError(f"{kernels.shape[-1]} PSF kernels for {images.shape[-1]} bands")
-    return fftconvolve(images, kernels[None], mode="same", axes=(1, 2))
+    return Convolver(kernels)(images)
 
 
 # ----------------------------------------------------------------------------------- resolution
@@ -188,6 +215,7 @@ class Degrader:
             raise GalError(f"downsample factor must be >= 1, got {factor}")
         self.psf = psf
         self.kernels = psf_kernels(psf, bands) if psf else None
+        self.convolve = Convolver(self.kernels) if psf else None
         self.noise = noise or 0.0
         self.gain = gain
         self.factor = int(factor)
@@ -197,7 +225,7 @@ class Degrader:
         """Degraded float32 copies of N×H×W×C ``images`` whose first row is ``offset``."""
         x = np.asarray(images, np.float64)
         if self.kernels is not None:
-            x = convolve(x, self.kernels)
+            x = self.convolve(x)
         x = reduce_resolution(x, self.factor)
         if self.noise or self.gain:
             x = add_noise(x, offset, self.seed, self.noise, self.gain)

@@ -1,0 +1,132 @@
+"""galprep import: one subcommand per registered importer (galtools.importers)."""
+
+import click
+
+from galtools import options
+
+GROUP = "galtools.importers"
+KINDS = {"str": str, "int": int, "float": float}
+
+
+def _bands(ctx, param, value):
+    if value is None:
+        return None
+    bands = [b.strip() for b in value.split(",")] if "," in value else list(value)
+    if not bands or any(not b for b in bands) or len(set(bands)) != len(bands):
+        raise click.BadParameter(f"bands must be distinct names, got {value!r}")
+    return bands
+
+
+def _option(spec):
+    """A click option from an importer's :class:`galtools.importers.Option`."""
+    flag = "--" + spec.name.replace("_", "-")
+    if spec.kind == "flag":
+        return click.option(flag, spec.name, is_flag=True, default=bool(spec.default),
+                            help=spec.help)
+    if spec.kind == "path":
+        kind = click.Path(exists=True, dir_okay=False)
+    else:
+        kind = KINDS[spec.kind]
+    return click.option(flag, spec.name, type=kind, default=spec.default,
+                        required=spec.required, show_default=spec.default is not None,
+                        help=spec.help)
+
+
+def build_command(importer):
+    """The click command ``galprep import NAME`` for one importer object."""
+    names = [spec.name for spec in importer.options]
+
+    def callback(source, output, overwrite, compression, chunk_size, shard, catalog, catalog_id,
+                 bands, pixel_scale, **fmt):
+        import os
+
+        from galtools.importers.convert import run, source_inputs
+        from galtools.meta import history_entry
+        from galtools.progress import say
+
+        out = shard.output_path(output)
+        if shard.count > 1 and os.path.exists(out) and not overwrite:
+            say(f"shard {shard}: {out} exists, skipped")
+            return
+        ctx = click.get_current_context()
+        inputs = source_inputs(source) + ([catalog] if catalog else [])
+        entry = history_entry("import", dict(ctx.params, format=importer.name), inputs)
+        fmt = {k: fmt[k] for k in names}
+        n, report = run(importer, source, out, entry, overwrite, compression, chunk_size,
+                        shard, catalog, catalog_id, bands, pixel_scale, fmt)
+        if report:
+            say(report)
+        say(f"imported {n} objects ({importer.name}) → {out}")
+
+    f = callback
+    f = options.common(f)
+    for spec in reversed(importer.options):
+        f = _option(spec)(f)
+    f = click.option("--pixel-scale", type=click.FloatRange(min=0, min_open=True),
+                     help="Arcsec per pixel (overrides the format's).")(f)
+    f = click.option("--bands", callback=_bands, metavar="BANDS",
+                     help="Band names, 'gri' or 'g,r,i' (overrides the format's).")(f)
+    f = click.option("--catalog-id", default="id", show_default=True, metavar="COLUMN",
+                     help="The id column of --catalog.")(f)
+    f = click.option("--catalog", type=click.Path(exists=True, dir_okay=False),
+                     help="CSV of labels joined on the ids (a repeated id: first row wins).")(f)
+    f = options.shard(f)
+    f = click.option("--chunk-size", type=click.IntRange(min=1), default=64, show_default=True,
+                     help="Objects read and written at once.")(f)
+    f = options.compression(f)
+    f = options.overwrite(f)
+    f = options.output()(f)
+    f = click.argument("source", metavar="SOURCE")(f)
+    doc = (f"{importer.summary}\n\nSOURCE: {importer.source_help}.  Writes OUT with the "
+           "images, ids and labels; --catalog joins a CSV on the ids.")
+    return click.command(importer.name, help=doc, short_help=importer.summary)(f)
+
+
+class ImportGroup(click.Group):
+    """Subcommands from the galtools.importers entry points, loaded on demand."""
+
+    def list_commands(self, ctx):
+        from galtools import registry
+
+        return list(registry.entries(GROUP))
+
+    def get_command(self, ctx, name):
+        from galtools import registry
+        from galtools.errors import GalError
+
+        entry = registry.entries(GROUP).get(name)
+        if entry is None:
+            return None
+        try:
+            importer = entry.load()
+        except GalError:
+            reason = entry.error
+
+            def broken(**_):
+                raise GalError(f"importer '{name}' from {entry.dist} failed to load: {reason}")
+
+            return click.Command(name, callback=broken, short_help=f"✗ broken: {reason}")
+        return build_command(importer)
+
+    def resolve_command(self, ctx, args):
+        if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
+            known = ", ".join(self.list_commands(ctx)) or "none"
+            raise click.UsageError(f"unknown format '{args[0]}'; known: {known}", ctx)
+        return super().resolve_command(ctx, args)
+
+
+@click.group("import", cls=ImportGroup, short_help="Bring outside data sets in "
+             "(Galaxy10, Kaggle PNG folders, npy arrays, FITS folders...).")
+@options.common
+def import_():
+    """Convert an outside data set into a galaxy array file:
+    galprep import FORMAT SOURCE -o OUT.  FORMAT is one of the registered importers (listed
+    below; plugins add more); 'galprep import FORMAT --help' shows its options.
+
+    \b
+    Examples:
+      galprep import galaxy10 Galaxy10_DECals.h5 -o galaxy10.h5
+      galprep import kaggle-png images_training/ --csv solutions.csv -o kaggle.h5
+      galprep import npy images.npy --channels-first --ids ids.npy --catalog cat.csv -o x.h5
+      galprep import fits-folder stamps/ -o stamps.h5
+    """

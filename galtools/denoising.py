@@ -1,0 +1,223 @@
+"""Applying denoiser runs to galaxy files, and measuring how much they help.
+
+Errors are measured against the file's ``targets`` (clean images): MSE, and PSNR =
+10·log10(peak²/MSE) with ``peak`` the value range (max − min) of the targets over the file.
+The robustness table evaluates four cases of input — as given, half resolution (2×2
+block-averaged and replicated back), noise ×4 (``targets + 4·(images − targets)``) and both —
+before and after denoising, for one or more runs side by side.
+"""
+
+import math
+import os
+
+import numpy as np
+
+from galtools.degrade import reduce_resolution
+from galtools.errors import GalError
+
+CASES = ("as given", "half resolution", "noise ×4", "both")
+
+
+def psnr(mse, peak):
+    """Peak signal-to-noise ratio in dB (inf for a perfect match)."""
+    if mse <= 0:
+        return math.inf
+    if peak <= 0:
+        return -math.inf
+    return 10.0 * math.log10(peak**2 / mse)
+
+
+def make_case(case, images, targets):
+    """The input images of a robustness ``case``."""
+    images = np.asarray(images, np.float64)
+    if case == "as given":
+        return images
+    if case == "half resolution":
+        return reduce_resolution(images, 2)
+    noisy = targets + 4.0 * (images - targets)
+    if case == "noise ×4":
+        return noisy
+    if case == "both":
+        return reduce_resolution(noisy, 2)
+    raise ValueError(f"unknown case {case!r}")
+
+
+class SquaredError:
+    """Running sum of squared errors (and the targets' range) over chunks."""
+
+    def __init__(self):
+        self.total, self.count = 0.0, 0
+        self.lo, self.hi = math.inf, -math.inf
+
+    def add(self, values, targets):
+        d = np.asarray(values, np.float64) - targets
+        self.total += float(np.sum(d * d))
+        self.count += d.size
+        if targets.size:
+            self.lo = min(self.lo, float(targets.min()))
+            self.hi = max(self.hi, float(targets.max()))
+
+    @property
+    def mse(self):
+        return self.total / self.count if self.count else math.nan
+
+    @property
+    def peak(self):
+        return self.hi - self.lo if self.count else math.nan
+
+
+def check_denoiser(run, image_shape, path):
+    """GalError unless ``run`` is a denoiser that can take images of ``image_shape``."""
+    if run.task != "denoise":
+        raise GalError(f"{run.path}: a {run.model_name} {run.task} run, not a denoiser "
+                       "(train one with --model resnet-denoiser)")
+    bands = (run.config or {}).get("bands")
+    if bands is not None and len(bands) != image_shape[-1]:
+        c = image_shape[-1]
+        raise GalError(f"{path}: images have {c} band{'s' * (c != 1)}, run {run.path} takes "
+                       f"{len(bands)} ({', '.join(map(str, bands))})")
+    if run.input_shape is not None and tuple(run.input_shape) != tuple(image_shape):
+        shape = "×".join(map(str, run.input_shape))
+        raise GalError(f"{path}: images are {'×'.join(map(str, image_shape))}, run "
+                       f"{run.path} takes {shape}")
+
+
+def _predict(run, images, batch_size):
+    out = np.asarray(run.predict(images, batch_size=batch_size))
+    if out.shape != images.shape:
+        raise GalError(f"run {run.path} returned shape {out.shape[1:]} for images of "
+                       f"{images.shape[1:]}")
+    return out
+
+
+def denoise_file(run, path, output, history, overwrite=False, compression=None,
+                 chunk_size=None, batch_size=64, shard=None, extra_outputs=None):
+    """Write ``output``: the file with its images denoised by ``run`` (targets, labels kept).
+
+    Returns {'n', and with targets: 'before'/'after' {'mse', 'psnr'}, 'peak'}.
+    ``extra_outputs(info)`` is called before the output is committed (to write reports).
+    """
+    from galtools.arrayfile import GalaxyWriter, open_galaxies
+    from galtools.meta import derive
+    from galtools.progress import progress
+
+    with open_galaxies(path) as reader:
+        check_denoiser(run, reader.image_shape, reader.path)
+        start, stop = shard.bounds(reader.n) if shard else (0, reader.n)
+        before, after = SquaredError(), SquaredError()
+        meta = derive(reader.meta, history)
+        meta["denoised_by"] = str(run.path)
+        bar = progress(total=stop - start, desc="denoise")
+        with GalaxyWriter(output, meta, overwrite, compression,
+                          inputs=[path, run.path]) as writer:
+            for _, batch in reader.chunks(chunk_size, None, start, stop):
+                images = batch["images"]
+                clean = _predict(run, images, batch_size)
+                if reader.has_targets:
+                    t = np.asarray(batch["targets"], np.float64)
+                    before.add(images, t)
+                    after.add(clean, t)
+                batch["images"] = clean.astype(np.float32)
+                writer.append(batch)
+                bar.update(len(images))
+            bar.close()
+            info = {"input": str(reader.path), "output": str(output), "run": str(run.path),
+                    "n": stop - start, "image_shape": list(reader.image_shape)}
+            if reader.has_targets and stop > start:
+                peak = before.peak
+                info["peak"] = peak
+                info["before"] = {"mse": before.mse, "psnr": psnr(before.mse, peak)}
+                info["after"] = {"mse": after.mse, "psnr": psnr(after.mse, peak)}
+            if extra_outputs:
+                extra_outputs(info)
+    return info
+
+
+def robustness(runs, path, chunk_size=None, batch_size=64, limit=None):
+    """MSE/PSNR before and after each run, for the four :data:`CASES` of input.
+
+    Streams ``path`` (which needs ``targets``); ``limit`` uses only the first rows.
+    """
+    from galtools.arrayfile import open_galaxies
+    from galtools.progress import progress
+
+    with open_galaxies(path) as reader:
+        if not reader.has_targets:
+            raise GalError(f"{reader.path}: --robustness needs clean 'targets' in the file "
+                           "(make pairs with galprep degrade)")
+        for run in runs:
+            check_denoiser(run, reader.image_shape, reader.path)
+        stop = reader.n if limit is None else min(limit, reader.n)
+        if stop == 0:
+            raise GalError(f"{reader.path}: no images")
+        inputs = {c: SquaredError() for c in CASES}
+        outputs = {(j, c): SquaredError() for j in range(len(runs)) for c in CASES}
+        bar = progress(total=stop, desc="robustness")
+        for _, batch in reader.chunks(chunk_size, ["images", "targets"], 0, stop):
+            t = np.asarray(batch["targets"], np.float64)
+            for case in CASES:
+                x = make_case(case, batch["images"], t).astype(np.float32)
+                inputs[case].add(x, t)
+                for j, run in enumerate(runs):
+                    outputs[j, case].add(_predict(run, x, batch_size), t)
+            bar.update(len(t))
+        bar.close()
+        peak = inputs["as given"].peak
+        table = {
+            "input": str(reader.path), "n": stop, "peak": peak, "cases": list(CASES),
+            "without_denoising": {c: {"mse": inputs[c].mse, "psnr": psnr(inputs[c].mse, peak)}
+                                  for c in CASES},
+            "runs": [],
+        }
+        for j, run in enumerate(runs):
+            row = {"run": str(run.path), "label": run_label(run), "cases": {}}
+            for c in CASES:
+                mse = outputs[j, c].mse
+                row["cases"][c] = {"mse": mse, "psnr": psnr(mse, peak),
+                                   "psnr_gain": psnr(mse, peak) - psnr(inputs[c].mse, peak)}
+            table["runs"].append(row)
+    return table
+
+
+def run_label(run):
+    """A short name for a run: its folder name, with the --alpha it was trained with."""
+    name = os.path.basename(os.path.normpath(str(run.path))) or str(run.path)
+    training = (run.config or {}).get("training") or {}
+    alpha = training.get("alpha") if training.get("mix") else None
+    return f"{name} (α={alpha:g})" if isinstance(alpha, (int, float)) else name
+
+
+def format_table(table):
+    """The robustness table as aligned text (PSNR in dB, MSE)."""
+    names = ["no denoising"] + [r["label"] for r in table["runs"]]
+    width = max(len(n) for n in names) + 2
+    lines = ["".ljust(width) + "".join(c.rjust(22) for c in table["cases"])]
+    rows = [table["without_denoising"]] + [r["cases"] for r in table["runs"]]
+    for name, row in zip(names, rows):
+        cells = [f"{row[c]['psnr']:7.2f} dB {row[c]['mse']:10.4g}" for c in table["cases"]]
+        lines.append(name.ljust(width) + "".join(cell.rjust(22) for cell in cells))
+    return "\n".join(lines)
+
+
+def plot_robustness(path, table):
+    """Grouped bars: PSNR per case, without denoising and for each run."""
+    from matplotlib.figure import Figure
+
+    cases = table["cases"]
+    series = [("no denoising", table["without_denoising"])]
+    series += [(r["label"], r["cases"]) for r in table["runs"]]
+    width = 0.8 / len(series)
+    fig = Figure(figsize=(2.2 + 1.6 * len(cases) + 0.3 * len(series), 4.2), dpi=100)
+    ax = fig.add_subplot()
+    x = np.arange(len(cases))
+    for k, (label, row) in enumerate(series):
+        values = [row[c]["psnr"] for c in cases]
+        values = [v if math.isfinite(v) else np.nan for v in values]
+        ax.bar(x + (k - (len(series) - 1) / 2) * width, values, width, label=label,
+               color="0.7" if k == 0 else None)
+    ax.set_xticks(x, labels=cases)
+    ax.set_ylabel("PSNR against targets (dB)")
+    ax.set_title(f"denoising robustness (n={table['n']})", fontsize=10)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, format="png")

@@ -1,0 +1,91 @@
+"""PNG plots of metrics (matplotlib, Agg backend, imported lazily)."""
+
+import os
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def power_plots(results, names, bands, directory):
+    """power_1d.png (mean log10 spectra with 16–84 % bands) and power_2d.png (contours)."""
+    plt = _pyplot()
+    files = []
+    nb = len(bands)
+    fig, axes = plt.subplots(1, nb, figsize=(4.5 * nb, 3.6), squeeze=False)
+    for k, band in enumerate(bands):
+        ax = axes[0, k]
+        for res, name in zip(results, names):
+            logp = np.log10(np.maximum(res["spectra"][:, k], 1e-30))
+            r = np.arange(logp.shape[1])
+            lo, mid, hi = np.percentile(logp, [16, 50, 84], axis=0)
+            line, = ax.plot(r, logp.mean(axis=0), label=name)
+            ax.fill_between(r, lo, hi, color=line.get_color(), alpha=0.25)
+        ax.set_xlabel("radius (frequency pixels)")
+        ax.set_ylabel("log10 power")
+        ax.set_title(f"band {band}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = os.path.join(directory, "power_1d.png")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    files.append("power_1d.png")
+
+    fig, axes = plt.subplots(1, nb, figsize=(4.5 * nb, 4.2), squeeze=False)
+    styles = ("solid", "dashed", "dotted")
+    for k, band in enumerate(bands):
+        ax = axes[0, k]
+        handles = []
+        for i, (res, name) in enumerate(zip(results, names)):
+            img = np.log10(np.maximum(res["mean2d"][k], 1e-30))
+            cs = ax.contour(img, levels=8, linestyles=styles[i % 3],
+                            colors=f"C{i}", linewidths=1)
+            handles.append(plt.Line2D([], [], color=f"C{i}", linestyle=styles[i % 3],
+                                      label=name))
+            del cs
+        ax.set_aspect("equal")
+        ax.set_title(f"mean log10 2-D power, band {band}")
+        ax.legend(handles=handles, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(directory, "power_2d.png"), dpi=100)
+    plt.close(fig)
+    files.append("power_2d.png")
+    return files
+
+
+def morphology_plot(results, names, directory):
+    """morphology.png: one histogram panel per property, the sets overlaid."""
+    from galtools.metrics.morphology import FLAGS, PROPERTIES
+
+    plt = _pyplot()
+    cols = 5
+    rows = int(np.ceil(len(PROPERTIES) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
+    for k, prop in enumerate(PROPERTIES):
+        ax = axes[k // cols, k % cols]
+        data = []
+        for res in results:
+            good = res["flags"] & ~(FLAGS["edge"] | FLAGS["nonfinite"]) == 0
+            v = res[prop][good]
+            data.append(v[np.isfinite(v)])
+        allv = np.concatenate(data) if data else np.empty(0)
+        if allv.size:
+            lo, hi = np.percentile(allv, [0.5, 99.5])
+            bins = np.linspace(lo, hi if hi > lo else lo + 1, 30)
+            for v, name in zip(data, names):
+                ax.hist(v, bins=bins, histtype="step", density=True, label=name)
+        ax.set_title(prop)
+    for k in range(len(PROPERTIES), rows * cols):
+        axes[k // cols, k % cols].axis("off")
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(directory, "morphology.png"), dpi=90)
+    plt.close(fig)
+    return ["morphology.png"]

@@ -1,0 +1,104 @@
+"""Model builders: the ``galtools.models`` entry-point group and the ModelSpec protocol.
+
+An entry of ``galtools.models`` (built-in or from a plugin) is a *ModelSpec* object (usually an
+instance of :class:`ModelSpec` or a subclass) with:
+
+``name``  (str)      the registry name (``--model NAME``);
+``task``  (str)      ``"regression"``, ``"classification"``, ``"gan"`` or ``"denoise"`` — or the
+                     string ``"auto"`` with a :meth:`choose_task` method;
+``kind``  (str)      ``"keras"`` (trained step by step by ``train-batch``) or ``"closed-form"``;
+``description``      one line for ``galprep plugins`` / ``--help``;
+``configure(options, info) -> dict``
+                     the model's own JSON-able settings from the command's options
+                     (``options``: dict of the ``train-batch`` options) and the data
+                     (``info``: :class:`galtools.train.data.DataInfo`: image shape, bands,
+                     label scaling...).  Raise :class:`galtools.errors.GalError` for data the
+                     model cannot take.  Stored as ``config["model_config"]``.
+``build(config) -> keras.Model``
+                     (keras kind) a compiled model for ``config`` (the run's whole config.json
+                     dict) that trains with ``model.train_on_batch(x, y)`` on the batches the
+                     training loop makes for the task (see :func:`galtools.train.data.xy`).
+                     A GAN model exposes ``.generator``, ``.discriminator`` and
+                     ``checkpoint_variables()``.  Every network names its penultimate layer
+                     ``"features"`` (used by :meth:`galtools.runs.Run.features`).
+``save(model, run_dir)``
+                     write the trained network(s) (default: ``model.keras``; GANs also
+                     ``discriminator.keras``), atomically.
+``fit(batches, config, run_dir)`` / ``predict(run, images)`` / ``features(run, images)``
+                     (closed-form kind only) fit in one streamed pass and use the result.
+
+Networks are made only of stock Keras layers or layers registered with
+``keras.saving.register_keras_serializable`` so that runs load with ``safe_mode=True``.
+"""
+
+import os
+import tempfile
+
+TASKS = ("regression", "classification", "gan", "denoise")
+GROUP = "galtools.models"
+
+
+class ModelSpec:
+    """Base class for model specs: override :meth:`configure` and :meth:`build`."""
+
+    name = "?"
+    task = "regression"
+    kind = "keras"
+    description = ""
+
+    def choose_task(self, options, reader):
+        return self.task
+
+    def configure(self, options, info):
+        return {}
+
+    def build(self, config):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def save(self, model, run_dir):
+        save_keras(model, os.path.join(run_dir, "model.keras"))
+
+    def __repr__(self):
+        return f"<ModelSpec {self.name} ({self.task})>"
+
+
+def save_keras(model, path):
+    """``model.save(path)`` through a temporary file and a rename (never half-written)."""
+    directory, name = os.path.split(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.tmp-", suffix=".keras", dir=directory)
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def quiet_tensorflow():
+    """Silence TensorFlow's C++ start-up chatter unless the user asked for it."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def load_keras(path):
+    """Load a saved network with ``safe_mode=True`` (custom layers must be registered)."""
+    quiet_tensorflow()
+    import keras
+
+    from galtools.models import layers  # noqa: F401  (registers our serialisables)
+
+    return keras.models.load_model(path, safe_mode=True, compile=False)
+
+
+def get(name):
+    """The ModelSpec registered as ``name`` (unknown names list the known ones)."""
+    from galtools import registry
+
+    return registry.load(GROUP, name, kind="model")
+
+
+def known():
+    from galtools import registry
+
+    return list(registry.entries(GROUP))

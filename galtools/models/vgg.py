@@ -1,0 +1,91 @@
+"""``vgg``: the VGG-style regressor/classifier of the inclination work, in three sizes."""
+
+from galtools.errors import GalError
+from galtools.models import ModelSpec
+
+# conv filters of the two blocks, width of the dense head
+ARCHS = {
+    "small": ((16, 16), (32, 32), 128),
+    "medium": ((32, 32), (64, 64), 256),
+    "large": ((128, 128), (256, 256), 512),
+}
+
+
+def conv_block(x, filters, name, pool=True, dropout=0.25):
+    """3×3 conv + batch-norm + ReLU per entry of ``filters``, then 2×2 max-pool and dropout."""
+    import keras
+
+    for j, f in enumerate(filters, 1):
+        x = keras.layers.Conv2D(f, 3, padding="same", use_bias=False, name=f"{name}_conv{j}")(x)
+        x = keras.layers.BatchNormalization(name=f"{name}_bn{j}")(x)
+        x = keras.layers.Activation("relu", name=f"{name}_relu{j}")(x)
+    if pool:
+        x = keras.layers.MaxPooling2D(2, name=f"{name}_pool")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name=f"{name}_drop")(x)
+    return x
+
+
+def supervised_head(features, config, name="output"):
+    """The output layer and compile arguments for a regression/classification run."""
+    import keras
+
+    if config["task"] == "classification":
+        k = len(config["class_names"])
+        out = keras.layers.Dense(k, activation="softmax", name=name)(features)
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="top1")]
+        if k > 3:
+            metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(3, name="top3"))
+        return out, "sparse_categorical_crossentropy", metrics
+    out = keras.layers.Dense(1, activation="tanh", name=name)(features)
+    return out, "mse", [keras.metrics.MeanAbsoluteError(name="mae")]
+
+
+def compile_supervised(model, loss, metrics, config, weight_decay=0.0):
+    import keras
+
+    lr = config["training"]["lr"]
+    if weight_decay:
+        opt = keras.optimizers.AdamW(learning_rate=lr, weight_decay=weight_decay)
+    else:
+        opt = keras.optimizers.Adam(learning_rate=lr)
+    model.compile(optimizer=opt, loss=loss, metrics=metrics)
+    return model
+
+
+class VGG(ModelSpec):
+    name = "vgg"
+    task = "auto"  # regression, or classification when the target is a class column
+    description = "VGG-style CNN regressor (tanh on a [-1, 1] label) or classifier"
+
+    def configure(self, options, info):
+        arch = options.get("arch") or "small"
+        if arch not in ARCHS:
+            raise GalError(f"--arch must be one of {', '.join(ARCHS)} for vgg")
+        h, w, _ = info.image_shape
+        if h < 4 or w < 4:
+            raise GalError(f"vgg needs images of at least 4×4 pixels, got {h}×{w}")
+        return {"arch": arch, "dropout": 0.25, "head_dropout": 0.5}
+
+    def build(self, config):
+        import keras
+
+        from galtools.models.layers import normalise
+
+        mc = config["model_config"]
+        block1, block2, width = ARCHS[mc["arch"]]
+        inp = keras.Input(tuple(config["input_shape"]), name="images")
+        x = normalise(inp, config["norm"], name="norm")
+        x = conv_block(x, block1, "block1", dropout=mc["dropout"])
+        x = conv_block(x, block2, "block2", dropout=mc["dropout"])
+        x = keras.layers.Flatten(name="flatten")(x)
+        x = keras.layers.Dense(width, use_bias=False, name="dense")(x)
+        x = keras.layers.BatchNormalization(name="dense_bn")(x)
+        x = keras.layers.Activation("relu", name="features")(x)
+        x = keras.layers.Dropout(mc["head_dropout"], name="head_drop")(x)
+        out, loss, metrics = supervised_head(x, config)
+        model = keras.Model(inp, out, name="vgg")
+        return compile_supervised(model, loss, metrics, config)
+
+
+vgg = VGG()

@@ -1,0 +1,90 @@
+"""Checkpoints: every variable (weights and optimizer state) in one .npz plus a JSON state.
+
+Written to a temporary file and renamed (never half-written); the last ``keep`` are kept.
+Loading tries the newest first and falls back to older ones when a file is unreadable.
+"""
+
+import json
+import os
+import re
+import tempfile
+
+import numpy as np
+
+from galtools.errors import GalError
+from galtools.progress import say
+
+PATTERN = re.compile(r"^step-(\d{9})\.npz$")
+
+
+def listing(directory):
+    """Checkpoint paths, newest (highest step) first."""
+    if not os.path.isdir(directory):
+        return []
+    found = [(int(m.group(1)), name) for name in os.listdir(directory)
+             if (m := PATTERN.match(name))]
+    return [os.path.join(directory, name) for _, name in sorted(found, reverse=True)]
+
+
+def save(directory, step, variables, state, keep=3):
+    os.makedirs(directory, exist_ok=True)
+    arrays = {f"v{i:05d}": np.asarray(v) for i, v in enumerate(_values(variables))}
+    arrays["state"] = np.array(json.dumps(dict(state, step=step)))
+    path = os.path.join(directory, f"step-{step:09d}.npz")
+    fd, tmp = tempfile.mkstemp(prefix=".step-", suffix=".npz.tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    for old in listing(directory)[keep:]:
+        os.unlink(old)
+    return path
+
+
+def _values(variables):
+    return [np.asarray(v.numpy()) for v in variables]
+
+
+def read(path, variables):
+    """Arrays of a checkpoint checked against ``variables``; raises ValueError when unusable."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            names = sorted(k for k in f.files if k != "state")
+            if len(names) != len(variables):
+                raise ValueError(f"{len(names)} arrays for {len(variables)} variables")
+            arrays = [f[k] for k in names]
+            state = json.loads(str(f["state"][()]))
+    except (OSError, KeyError, EOFError) as exc:
+        raise ValueError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    except Exception as exc:  # zipfile.BadZipFile, json errors...
+        raise ValueError(f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
+    for v, a in zip(variables, arrays):
+        if tuple(v.shape) != a.shape:
+            raise ValueError(f"variable {v.path} has shape {tuple(v.shape)}, checkpoint {a.shape}")
+    return arrays, state
+
+
+def restore(directory, variables):
+    """Load the newest usable checkpoint into ``variables``; return its state or None."""
+    paths = listing(directory)
+    for i, path in enumerate(paths):
+        try:
+            arrays, state = read(path, variables)
+        except ValueError as exc:
+            nxt = paths[i + 1] if i + 1 < len(paths) else None
+            say(f"checkpoint {path} is corrupt ({exc}); "
+                + (f"falling back to {os.path.basename(nxt)}" if nxt else "no older one"))
+            continue
+        for v, a in zip(variables, arrays):
+            v.assign(a)
+        return state
+    if paths:
+        raise GalError(f"{directory}: no usable checkpoint (all {len(paths)} corrupt); "
+                       "use --restart to start over")
+    return None

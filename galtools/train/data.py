@@ -1,0 +1,373 @@
+"""Training data streamed from galaxy array files: survey, batch plan, prefetching producer.
+
+The plan is a pure function of (file sizes, batch size, seed): pass ``p`` visits every DATA
+file in order, ``--epochs`` times each; one such visit (a *segment*) reads the file chunk by
+chunk in a seeded random chunk order, shuffles inside each chunk and cuts batches of exactly
+``batch_size`` images (the last batch of a short chunk wraps around inside that chunk), so a
+segment has ``ceil(n / batch_size)`` steps.  Because the plan is computed, resuming at step
+``s`` skips to it without reading anything before it.  With ``--mix FILE --alpha a`` each step
+is, with probability ``a``, drawn from FILE's own endless plan instead; the DATA plan then
+advances only on the other steps.
+"""
+
+import queue
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from galtools.arrayfile import CHUNK_BYTES, open_galaxies
+from galtools.errors import GalError, InputError
+
+# ------------------------------------------------------------------------------ label scaling
+
+
+def minmax(values, path="?", name="?"):
+    """{"lo", "hi"} of a label column; NaN or infinite values are an error."""
+    values = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise InputError(path, f"label column '{name}' has {int(bad.sum())} NaN/infinite values")
+    return float(values.min()), float(values.max())
+
+
+def to_unit(values, scale):
+    """Map [lo, hi] linearly onto [-1, 1] (the range of a tanh output)."""
+    lo, hi = scale["lo"], scale["hi"]
+    span = (hi - lo) or 1.0
+    return (2.0 * (np.asarray(values, np.float64) - lo) / span - 1.0).astype(np.float32)
+
+
+def from_unit(values, scale):
+    lo, hi = scale["lo"], scale["hi"]
+    span = (hi - lo) or 1.0
+    return lo + (np.asarray(values, np.float64) + 1.0) * span / 2.0
+
+
+# ------------------------------------------------------------------------------------ survey
+
+
+@dataclass
+class DataInfo:
+    """What the training files hold (read from their headers and 1-D columns only)."""
+
+    paths: list
+    sizes: list
+    image_shape: tuple
+    dtype: object
+    bands: list
+    label_names: list
+    classes: dict
+    has_targets: bool
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n(self):
+        return sum(self.sizes)
+
+
+def survey(paths, what="DATA"):
+    """Open every file once: sizes, common image shape, bands, labels; errors name the file."""
+    if not paths:
+        raise GalError(f"no {what} files given")
+    sizes, shape, first = [], None, None
+    for path in paths:
+        with open_galaxies(path) as reader:
+            if reader.n == 0:
+                raise InputError(path, "holds no images")
+            if shape is None:
+                shape, first = reader.image_shape, reader
+                dtype, bands = reader.dtype, reader.bands
+                labels, classes = list(reader.label_names), dict(reader.classes)
+                targets = reader.has_targets
+            elif reader.image_shape != shape:
+                raise InputError(path, f"images are {_shape(reader.image_shape)} but "
+                                 f"{first.path} has {_shape(shape)}")
+            else:
+                labels = [x for x in labels if x in reader.label_names]
+                targets = targets and reader.has_targets
+            sizes.append(reader.n)
+    return DataInfo(list(map(str, paths)), sizes, tuple(shape), np.dtype(dtype), list(bands),
+                    labels, classes, targets)
+
+
+def _shape(shape):
+    return "×".join(str(v) for v in shape)
+
+
+def column_range(paths, name):
+    """(lo, hi) of column ``name`` over all files (1-D columns are small); NaN is an error."""
+    lo, hi = np.inf, -np.inf
+    for path in paths:
+        with open_galaxies(path) as reader:
+            if name not in reader.label_names:
+                known = ", ".join(reader.label_names) or "none"
+                raise InputError(path, f"no label column '{name}' (label columns: {known})")
+            a, b = minmax(reader.column(name), path, name)
+            lo, hi = min(lo, a), max(hi, b)
+    return lo, hi
+
+
+def column_values(paths, name):
+    """Sorted distinct values of a (class) column over all files, and the file's class names."""
+    values, names = set(), None
+    for path in paths:
+        with open_galaxies(path) as reader:
+            if name not in reader.label_names:
+                known = ", ".join(reader.label_names) or "none"
+                raise InputError(path, f"no label column '{name}' (label columns: {known})")
+            col = reader.column(name)
+            if col.dtype.kind == "f" and not np.isfinite(col).all():
+                raise InputError(path, f"label column '{name}' has NaN/infinite values")
+            values.update(np.unique(col).tolist())
+            names = names or reader.classes.get(name)
+    return sorted(values), names
+
+
+def image_norm(path, mode="std", sample=1024):
+    """Per-band {"offset", "scale"} from the first ``sample`` images of ``path``.
+
+    ``std``: median and standard deviation (inputs of regressors/classifiers/denoisers);
+    ``range``: median and the 99.9th percentile of |x - median| (a tanh generator's range).
+    """
+    with open_galaxies(path) as reader:
+        images = reader.read(0, sample, ["images"])["images"].astype(np.float64)
+    pixels = images.reshape(-1, images.shape[-1])
+    if not np.isfinite(pixels).all():
+        raise InputError(path, "images hold NaN or infinite pixels")
+    offset = np.median(pixels, axis=0)
+    if mode == "range":
+        scale = np.percentile(np.abs(pixels - offset), 99.9, axis=0)
+    else:
+        scale = pixels.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    return {"offset": offset.tolist(), "scale": scale.tolist()}
+
+
+# ------------------------------------------------------------------------------ x, y of a step
+
+
+def columns_needed(config):
+    return [c["name"] for c in config.get("columns", [])]
+
+
+def fields_needed(config):
+    fields = ["images"] + columns_needed(config)
+    if config["task"] == "denoise":
+        fields.append("targets")
+    return fields
+
+
+def xy(batch, config, path="?"):
+    """(x, y) for ``train_on_batch`` from a batch dict, by the run's column specs."""
+    x = batch["images"].astype(np.float32, copy=False)
+    if config["task"] == "denoise":
+        return x, batch["targets"].astype(np.float32, copy=False)
+    cols = config.get("columns", [])
+    if not cols:
+        return x, None
+    ys = []
+    for col in cols:
+        value = batch[col["name"]]
+        kind = col["kind"]
+        if kind == "class":
+            lookup = {v: i for i, v in enumerate(col["values"])}
+            try:
+                ys.append(np.array([lookup[v] for v in value.tolist()], np.int32))
+            except KeyError as exc:
+                raise InputError(path, f"column '{col['name']}' has class {exc} unseen in "
+                                 "training") from None
+        elif kind == "binary":
+            v = np.asarray(value).astype(np.float32)
+            if not np.isin(v, (0.0, 1.0)).all():
+                raise InputError(path, f"column '{col['name']}' must hold 0/1 values")
+            ys.append(v)
+        else:
+            v = np.asarray(value, np.float64)
+            if not np.isfinite(v).all():
+                raise InputError(path, f"label column '{col['name']}' has NaN/infinite values")
+            ys.append(to_unit(v, col) if kind == "scaled" else v.astype(np.float32))
+    if len(ys) == 1 and cols[0]["kind"] == "class":
+        return x, ys[0]
+    return x, np.stack(ys, axis=1).astype(np.float32)
+
+
+# -------------------------------------------------------------------------------------- plan
+
+
+def chunk_images(image_shape, dtype, batch_size):
+    """Images per read: ~CHUNK_BYTES, a whole number of batches."""
+    per = int(np.prod(image_shape)) * np.dtype(dtype).itemsize
+    batches = max(1, CHUNK_BYTES // max(per * batch_size, 1))
+    return batches * batch_size
+
+
+def segment_steps(n, batch_size):
+    return -(-n // batch_size)
+
+
+def segment_batches(n, batch_size, chunk, rng, start=0):
+    """Yield (rows (sorted), order) for each batch of a segment from batch ``start`` on.
+
+    ``rows``: the contiguous [lo, hi) range to read (one chunk); ``order``: indices into it.
+    """
+    n_chunks = -(-n // chunk)
+    order = rng.permutation(n_chunks)
+    perms = [rng.permutation(min(chunk, n - c * chunk)) for c in range(n_chunks)]
+    step = 0
+    for c in order:
+        lo, hi = c * chunk, min(n, (c + 1) * chunk)
+        count = segment_steps(hi - lo, batch_size)
+        if step + count <= start:
+            step += count
+            continue
+        perm = perms[c]
+        if len(perm) % batch_size:
+            perm = np.resize(perm, count * batch_size)  # wrap: every batch is full
+        for b in range(count):
+            if step >= start:
+                yield (lo, hi), perm[b * batch_size:(b + 1) * batch_size]
+            step += 1
+
+
+def mix_flags(main_steps, alpha, seed):
+    """Boolean flags per global step: True = from the --mix file; ends with the main plan."""
+    if not alpha:
+        return np.zeros(main_steps, bool)
+    rng = np.random.default_rng([seed, 0x6D6978])
+    parts, main = [], 0
+    while main < main_steps:
+        draw = rng.random(max(1024, main_steps)) < alpha
+        need = main_steps - main
+        cum = np.cumsum(~draw)
+        if cum[-1] >= need:
+            draw = draw[: int(np.searchsorted(cum, need)) + 1]
+        parts.append(draw)
+        main += int((~draw).sum())
+    return np.concatenate(parts)
+
+
+@dataclass
+class Plan:
+    """The global step plan of a training run."""
+
+    info: DataInfo
+    batch_size: int
+    passes: int
+    epochs: int
+    seed: int
+    mix: DataInfo = None
+    alpha: float = 0.0
+
+    def __post_init__(self):
+        self.segments = []  # (pass, file index, epoch, steps)
+        for p in range(self.passes):
+            for i, n in enumerate(self.info.sizes):
+                for e in range(self.epochs):
+                    self.segments.append((p, i, e, segment_steps(n, self.batch_size)))
+        self.main_steps = sum(s[3] for s in self.segments)
+        self.flags = mix_flags(self.main_steps, self.alpha if self.mix else 0.0, self.seed)
+        self.total = len(self.flags)
+        self.chunk = chunk_images(self.info.image_shape, self.info.dtype, self.batch_size)
+
+    def segment_ends(self):
+        """Global step after which each segment (pass, file, epoch) ends."""
+        main_done = np.cumsum(~self.flags)
+        out, acc = [], 0
+        for seg in self.segments:
+            acc += seg[3]
+            out.append((int(np.searchsorted(main_done, acc)) + 1, seg))
+        return out
+
+    def pass_ends(self):
+        ends = {}
+        for step, seg in self.segment_ends():
+            ends[seg[0]] = step
+        return ends
+
+    def _main(self, start):
+        """(path, (lo, hi), order, segment) for main batches from main batch ``start``."""
+        acc = 0
+        for seg in self.segments:
+            p, i, e, steps = seg
+            if acc + steps <= start:
+                acc += steps
+                continue
+            rng = np.random.default_rng([self.seed, p, i, e])
+            for rows, order in segment_batches(self.info.sizes[i], self.batch_size, self.chunk,
+                                               rng, start=max(0, start - acc)):
+                yield self.info.paths[i], rows, order, seg
+            acc += steps
+
+    def _mix(self, start):
+        n = self.mix.sizes[0]
+        steps = segment_steps(n, self.batch_size)
+        e, skip = divmod(start, steps)
+        while True:
+            rng = np.random.default_rng([self.seed, 0x6D6978, e])
+            for rows, order in segment_batches(n, self.batch_size, self.chunk, rng, skip):
+                yield self.mix.paths[0], rows, order, None
+            e, skip = e + 1, 0
+
+    def batches(self, start=0):
+        """Yield (step, path, rows, order, segment) from global step ``start``."""
+        n_mix = int(self.flags[:start].sum())
+        main = self._main(start - n_mix)
+        mix = self._mix(n_mix) if self.mix is not None else None
+        for step in range(start, self.total):
+            path, rows, order, seg = next(mix) if self.flags[step] else next(main)
+            yield step, path, rows, order, seg
+
+
+class Producer:
+    """A thread that reads chunks and cuts (x, y) batches ahead of the training loop."""
+
+    def __init__(self, plan, config, start=0, prefetch=4):
+        self.plan, self.config, self.start = plan, config, start
+        self.fields = fields_needed(config)
+        self.queue = queue.Queue(maxsize=prefetch)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        readers, cache = {}, (None, None, None)
+        try:
+            for step, path, rows, order, seg in self.plan.batches(self.start):
+                if self.stop.is_set():
+                    return
+                if cache[:2] != (path, rows):
+                    reader = readers.get(path)
+                    if reader is None:
+                        reader = readers[path] = open_galaxies(path)
+                    cache = (path, rows, reader.read(rows[0], rows[1], self.fields))
+                batch = {k: v[order] for k, v in cache[2].items()}
+                x, y = xy(batch, self.config, path)
+                self._put((step, path, seg, x, y))
+            self._put(None)
+        except BaseException as exc:  # hand every failure to the training loop
+            self._put(exc)
+        finally:
+            for reader in readers.values():
+                reader.close()
+
+    def _put(self, item):
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self):
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(timeout=10)

@@ -1,0 +1,198 @@
+"""galprep augment: ops, uniform label bins, copies, batches, shards."""
+
+import os
+
+import numpy as np
+import pytest
+
+from galtools.arrayfile import read_galaxies, write_galaxies
+from galtools.augment import Augmenter, Op, parse_bins, parse_op, uniform_plan
+from galtools.meta import new_meta
+
+
+def source(path, n=12, shape=(8, 8, 2), dtype="float32", targets=True, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0, 200, size=(n, *shape)).astype(dtype)
+    batch = {"images": images, "ids": np.array([f"g{i}" for i in range(n)]),
+             "inclination": np.linspace(45, 90, n), "row": np.arange(n)}
+    if targets:
+        batch["targets"] = (images.astype("f4") * 0.5).astype(dtype)
+    write_galaxies(path, batch, new_meta(bands=["g", "r"][: shape[-1]]))
+    return path
+
+
+def test_flips_move_images_targets_and_labels_together(galprep, tmp_path):
+    src = source(tmp_path / "s.h5")
+    out = tmp_path / "a.h5"
+    r = galprep("augment", src, "-o", out, "--hflip", "1", "--vflip", "1", "--seed", "2")
+    assert r.code == 0, r.stderr
+    a, meta = read_galaxies(out)
+    s, _ = read_galaxies(src)
+    rows = a["row"]
+    assert sorted(rows) == list(range(12)) and list(rows) != list(range(12))  # shuffled
+    assert np.array_equal(a["images"], s["images"][rows][:, ::-1, ::-1])
+    assert np.array_equal(a["targets"], s["targets"][rows][:, ::-1, ::-1])
+    assert list(a["ids"]) == [f"g{i}" for i in rows]
+    assert np.array_equal(a["inclination"], s["inclination"][rows])
+    entry = meta["history"][-1]
+    assert entry["tool"] == "augment" and entry["augment"]["ops"] == ["hflip@1", "vflip@1"]
+
+
+def test_rotate_90_matches_rot90_and_scale_enlarges():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(3, 9, 9, 2)).astype("f4")
+    before = x.copy()
+    out, t = Augmenter([Op("rotate", 90, 90)])(x, x * 2, np.random.default_rng(1))
+    turned = np.rot90(x, 1, axes=(1, 2))
+    flipped = np.rot90(x, -1, axes=(1, 2))
+    assert np.allclose(out, turned, atol=1e-5) or np.allclose(out, flipped, atol=1e-5)
+    assert np.allclose(t, out * 2, atol=1e-5)
+    assert np.array_equal(x, before)  # inputs are never modified
+    square = np.zeros((1, 11, 11, 1), "f4")
+    square[0, 4:7, 4:7] = 1
+    big, _ = Augmenter([Op("scale", 2, 2)])(square, None, np.random.default_rng(0))
+    assert big.sum() > 3 * square.sum() and big[0, 5, 5, 0] == 1
+    moved, _ = Augmenter([Op("shift", 2, 2)])(square, None, np.random.default_rng(0))
+    assert np.allclose(moved[0, 6:9, 6:9, 0], 1) and moved[0, 5, 5, 0] == 0
+
+
+def test_photometric_ops_on_8bit():
+    x = np.full((4, 6, 6, 3), 100, np.uint8)
+    x[..., 0] = 40
+    rng = np.random.default_rng(0)
+    out, _ = Augmenter([Op("brightness", 2, 2)])(x, None, rng)
+    assert out.dtype == np.uint8 and out[0, 0, 0].tolist() == [80, 200, 200]
+    out, _ = Augmenter([Op("offset", 200, 200)])(x, None, rng)
+    assert out[0, 0, 0].tolist() == [240, 255, 255]  # clipped to 8 bits
+    out, _ = Augmenter([Op("invert", p=1)])(x, None, rng)
+    assert out[0, 0, 0].tolist() == [215, 155, 155]
+    out, _ = Augmenter([Op("gamma", 2, 2)])(x, None, rng)
+    assert out[0, 0, 0, 1] == round(255 * (100 / 255) ** 2)
+    out, _ = Augmenter([Op("greyscale", 1, 1)])(x, None, rng)
+    assert out[0, 0, 0].tolist() == [80, 80, 80]
+    out, _ = Augmenter([Op("greyscale", 0.5, 0.5, p=1)])(x, None, rng)
+    assert out[0, 0, 0].tolist() == [60, 90, 90]
+
+
+def test_noise_blur_and_probabilities():
+    x = np.zeros((400, 16, 16, 1), "f4")
+    rng = np.random.default_rng(3)
+    out, _ = Augmenter([Op("noise", 2, 2)])(x, None, rng)
+    assert abs(out.std() - 2) < 0.05
+    half, _ = Augmenter([Op("noise", 1, 1, p=0.5)])(x, None, rng)
+    touched = (half != 0).any(axis=(1, 2, 3)).mean()
+    assert 0.4 < touched < 0.6
+    dot = np.zeros((1, 15, 15, 1), "f4")
+    dot[0, 7, 7] = 1
+    blurred, _ = Augmenter([Op("blur", 1, 1)])(dot, None, rng)
+    assert np.isclose(blurred.sum(), 1, atol=1e-3) and blurred[0, 7, 7, 0] < 0.2
+    assert np.isclose(blurred[0, 7, 8, 0], blurred[0, 8, 7, 0])
+
+
+def test_uniform_bins_hold_exactly_n(galprep, tmp_path):
+    src = source(tmp_path / "s.h5", n=20)
+    out = tmp_path / "u.h5"
+    r = galprep("augment", src, "-o", out, "--uniform", "inclination", "--bins", "45:90:15",
+                "--per-bin", "9", "--rotate", "0:360", "--noise", "0:2@0.5", "--seed", "1")
+    assert r.code == 0, r.stderr
+    a, meta = read_galaxies(out)
+    counts, _ = np.histogram(a["inclination"], bins=[45, 60, 75, 90.0001])
+    assert counts.tolist() == [9, 9, 9] and a["images"].shape == (27, 8, 8, 2)
+    assert meta["history"][-1]["augment"]["per_bin"] == 9
+    again = tmp_path / "u2.h5"
+    assert galprep("augment", src, "-o", again, "--uniform", "inclination", "--bins",
+                   "45:90:15", "--per-bin", "9", "--rotate", "0:360", "--noise", "0:2@0.5",
+                   "--seed", "1").code == 0
+    b, _ = read_galaxies(again)
+    assert np.array_equal(a["images"], b["images"])  # seeded
+
+
+def test_uniform_plan_small_and_large_bins():
+    values = np.array([1, 1, 1, 1, 1, 15, 25, 30])
+    plan, counts, outside = uniform_plan(values, parse_bins("0:30:10"), 3,
+                                         np.random.default_rng(0))
+    assert counts == [5, 1, 2] and outside == 0 and len(plan) == 9
+    assert len(set(plan[:3])) == 3 and set(plan[3:6]) == {5} and set(plan[6:]) == {6, 7}
+    assert parse_bins("0,30,60,90").tolist() == [0, 30, 60, 90]
+    assert parse_bins("45:90:5").tolist() == list(range(45, 91, 5))
+
+
+def test_empty_bin_and_unknown_column(galprep, tmp_path):
+    src = source(tmp_path / "s.h5")
+    out = tmp_path / "u.h5"
+    r = galprep("augment", src, "-o", out, "--uniform", "inclination", "--bins", "0:90:15",
+                "--per-bin", "4")
+    assert r.code == 1 and "bin [0, 15) of 'inclination' is empty" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
+    r = galprep("augment", src, "-o", out, "--uniform", "inclination", "--bins", "0:90:15",
+                "--per-bin", "4", "--allow-empty-bins")
+    assert r.code == 0
+    assert read_galaxies(out)[0]["images"].shape[0] == 12  # three filled bins
+    r = galprep("augment", src, "-o", tmp_path / "x.h5", "--uniform", "incl", "--bins",
+                "0:90:15", "--per-bin", "4")
+    assert r.code == 1 and "no label column 'incl'" in r.stderr and "s.h5" in r.stderr
+    r = galprep("augment", src, "-o", tmp_path / "x.h5", "--uniform", "inclination",
+                "--bins", "90:0:5", "--per-bin", "4")
+    assert r.code == 2 and "--bins" in r.stderr
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_copies_batches_and_shards(galprep, tmp_path):
+    src = source(tmp_path / "s.h5", n=10, dtype="uint8", targets=False)
+    out = tmp_path / "batches"
+    r = galprep("augment", src, "-o", out, "--copies", "3", "--batches", "4", "--rot90", "1",
+                "--shard", "0/2")
+    assert r.code == 0, r.stderr
+    assert sorted(os.listdir(out)) == ["batch_000.h5", "batch_001.h5"]
+    r = galprep("augment", src, "-o", out, "--copies", "3", "--batches", "4", "--rot90", "1",
+                "--shard", "1/2")
+    assert r.code == 0
+    r = galprep("augment", src, "-o", out, "--copies", "3", "--batches", "4", "--rot90", "1")
+    assert r.code == 0 and r.stderr.count("exists, skipped") == 4
+    rows = []
+    for k in range(4):
+        batch, _ = read_galaxies(out / f"batch_{k:03d}.h5")
+        assert batch["images"].dtype == np.uint8 and len(batch["row"]) in (7, 8)
+        rows.extend(batch["row"].tolist())
+    assert sorted(rows) == sorted(list(range(10)) * 3)
+    one = tmp_path / "one.h5"
+    assert galprep("augment", src, "-o", one, "--copies", "2", "--shard", "1/3").code == 0
+    assert read_galaxies(tmp_path / "one.shard001-of-003.h5")[0]["images"].shape[0] == 7
+
+
+@pytest.mark.parametrize("name, text", [
+    ("rotate", "10:5"), ("scale", "0:2"), ("noise", "-1:1"), ("hflip", "2"),
+    ("gamma", "1:2@1.5"), ("blur", "abc"),
+])
+def test_bad_op_specs(name, text, galprep, tmp_path):
+    with pytest.raises(ValueError):
+        parse_op(name, text)
+    src = source(tmp_path / "s.h5")
+    r = galprep("augment", src, "-o", tmp_path / "o.h5", f"--{name}", text)
+    assert r.code == 2 and f"--{name}" in r.stderr and not (tmp_path / "o.h5").exists()
+
+
+def test_op_spec_forms():
+    assert parse_op("rotate", "30") == Op("rotate", -30, 30, 1)
+    assert parse_op("scale", "0.9:1.1@0.5") == Op("scale", 0.9, 1.1, 0.5)
+    assert parse_op("greyscale", "0.2") == Op("greyscale", 1, 1, 0.2)
+    assert parse_op("hflip", "0.5") == Op("hflip", p=0.5)
+
+
+@pytest.mark.parametrize("fill, mode", [("reflect", "reflect"), ("nearest", "nearest"),
+                                        ("wrap", "grid-wrap"), ("constant", "grid-constant")])
+def test_resampling_matches_scipy(fill, mode):
+    from scipy import ndimage
+
+    from galtools.augment import _affine_coords, _resample
+
+    rng = np.random.default_rng(4)
+    x = rng.uniform(size=(3, 10, 12, 2)).astype("f4")
+    theta, zoom = rng.uniform(0, 6.3, 3), rng.uniform(0.6, 1.4, 3)
+    dy, dx = rng.uniform(-5, 5, 3), rng.uniform(-5, 5, 3)
+    coords = _affine_coords(10, 12, theta, zoom, dy, dx)
+    out = _resample(x, coords, fill)
+    for k in range(3):
+        for c in range(2):
+            ref = ndimage.map_coordinates(x[k, ..., c], coords[:, k], order=1, mode=mode)
+            assert np.allclose(out[k, ..., c], ref, atol=1e-5), (fill, k, c)

@@ -1,0 +1,239 @@
+"""galprep train-batch: streaming plan, resume, SIGTERM, --restart, --mix, --init-from, errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from galtools.arrayfile import GalaxyWriter, write_galaxies
+from galtools.meta import new_meta
+from galtools.train.data import Plan, survey
+from tests.test_models import learnable
+
+FAST = ["--batch-size", "8", "--log-every", "1", "-q"]
+
+
+def metrics(run):
+    return json.loads((run / "metrics.json").read_text())
+
+
+def one_line_error(result, *fragments):
+    assert result.code == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("galprep train-batch: error: "), lines
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+# ---------------------------------------------------------------------------------- the plan
+
+
+def test_plan_covers_every_row_once_per_segment(tmp_path):
+    for i, n in enumerate((37, 16)):
+        write_galaxies(tmp_path / f"b{i}.h5", {"images": np.zeros((n, 4, 4, 1), "f4"),
+                                                "row": np.arange(n)})
+    info = survey([tmp_path / "b0.h5", tmp_path / "b1.h5"])
+    plan = Plan(info, batch_size=8, passes=2, epochs=1, seed=3)
+    plan.chunk = 16  # several chunks per file
+    assert plan.total == 2 * (5 + 2)
+    seen = {}
+    for _step, path, rows, order, seg in plan.batches():
+        assert len(order) == 8
+        seen.setdefault((seg[0], path), []).extend((rows[0] + order).tolist())
+    for (_p, path), got in seen.items():
+        n = 37 if path.endswith("b0.h5") else 16
+        assert set(got) == set(range(n))  # every row, padding only wraps within a chunk
+    full = list(plan.batches())
+    resumed = list(plan.batches(9))
+    assert [s for s, *_ in resumed] == list(range(9, plan.total))
+    for a, b in zip(full[9:], resumed):
+        assert a[1] == b[1] and a[2] == b[2] and np.array_equal(a[3], b[3])
+    # a different seed shuffles differently
+    other = Plan(info, batch_size=8, passes=2, epochs=1, seed=4)
+    other.chunk = 16
+    assert any(not np.array_equal(a[3], b[3]) for a, b in zip(full, other.batches()))
+
+
+def test_plan_mix_proportion(tmp_path):
+    write_galaxies(tmp_path / "a.h5", {"images": np.zeros((800, 4, 4, 1), "f4")})
+    write_galaxies(tmp_path / "m.h5", {"images": np.ones((24, 4, 4, 1), "f4")})
+    info, mix = survey([tmp_path / "a.h5"]), survey([tmp_path / "m.h5"])
+    plan = Plan(info, 8, passes=20, epochs=1, seed=0, mix=mix, alpha=0.3)
+    n_mix = int(plan.flags.sum())
+    assert plan.total - n_mix == plan.main_steps == 2000
+    assert n_mix / plan.total == pytest.approx(0.3, abs=0.02)
+    steps = list(plan.batches(plan.total - 50))
+    assert sum(p.endswith("m.h5") for _, p, *_ in steps) == int(plan.flags[-50:].sum())
+
+
+# ------------------------------------------------------------------------------- the command
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tb")
+    learnable(d / "train.h5", n=64)
+    learnable(d / "big.h5", n=1024, seed=2)
+    learnable(d / "gen.h5", n=48, seed=7, noise=0.5)
+    return d
+
+
+def test_sigterm_checkpoints_and_resumes(files, tmp_path, galprep):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "galtools.cli", "train-batch", str(files / "big.h5"), "-o",
+           str(run), "--model", "vgg", "--target", "inclination", "--passes", "3",
+           "--checkpoint-every", "0", *FAST]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env=env, text=True)
+    log = run / "train.log"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if log.exists() and "step 5 " in log.read_text():
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 75, err
+    assert "SIGTERM at step" in err and "run the same command to continue" in err
+    m = metrics(run)
+    stopped = m["step"]
+    assert m["status"] == "preempted" and 5 <= stopped < 384
+    ckpts = sorted(os.listdir(run / "checkpoints"))
+    assert ckpts[-1] == f"step-{stopped:09d}.npz"
+    assert not [f for f in os.listdir(run / "checkpoints") if f.startswith(".")]
+
+    r = galprep("train-batch", files / "big.h5", "-o", run, "--model", "vgg", "--target",
+                "inclination", "--passes", "3", "--checkpoint-every", "0",
+                "--batch-size", "8", "--log-every", "1")
+    assert r.code == 0, r.stderr
+    assert f"resuming {run} at step {stopped} of 384" in r.stderr
+    m = metrics(run)
+    assert m["status"] == "finished" and m["step"] == 384
+    assert [s["step"] for s in m["steps"]] == list(range(1, 385))  # no step lost or repeated
+    with np.load(run / "checkpoints" / "step-000000384.npz", allow_pickle=False) as f:
+        assert json.loads(str(f["state"]))["step"] == 384
+    assert "SIGTERM" in (run / "train.log").read_text()
+
+
+def test_rerun_continue_restart_and_corrupt_checkpoint(files, tmp_path, galprep):
+    run = tmp_path / "run"
+    base = ["train-batch", files / "train.h5", "-o", run, "--model", "vgg", "--target",
+            "inclination", *FAST]
+    assert galprep(*base).code == 0
+    assert metrics(run)["step"] == 8
+    r = galprep(*base[:-1])  # finished: nothing to do, said so
+    assert r.code == 0 and "already trained 8 of 8 steps" in r.stderr
+    r = galprep(*base, "--passes", "3")  # more passes continue from step 8
+    assert r.code == 0 and metrics(run)["step"] == 24
+    assert [s["step"] for s in metrics(run)["steps"]] == list(range(1, 25))
+    assert sorted(os.listdir(run / "checkpoints")) == [
+        "step-000000008.npz", "step-000000016.npz", "step-000000024.npz"]
+    # corrupt the newest checkpoint: falls back to the previous one and says so
+    (run / "checkpoints" / "step-000000024.npz").write_bytes(b"PK\x03\x04 truncated")
+    r = galprep(*base[:-1], "--passes", "4")
+    assert r.code == 0, r.stderr
+    assert "step-000000024.npz is corrupt" in r.stderr
+    assert "falling back to step-000000016.npz" in r.stderr
+    assert "resuming" in r.stderr and "at step 16 of 32" in r.stderr
+    assert metrics(run)["step"] == 32
+    # --restart starts over
+    r = galprep(*base, "--restart")
+    assert r.code == 0 and metrics(run)["step"] == 8
+    assert [s["step"] for s in metrics(run)["steps"]] == list(range(1, 9))
+    assert os.listdir(run / "checkpoints") == ["step-000000008.npz"]
+
+
+def test_mix_draws_from_both_files(files, tmp_path, galprep):
+    run = tmp_path / "run"
+    r = galprep("train-batch", files / "train.h5", "-o", run, "--model", "resnet-denoiser",
+                "--mix", files / "gen.h5", "--alpha", "0.5", "--passes", "5", *FAST)
+    assert r.code == 0, r.stderr
+    m = metrics(run)
+    main = sum(s["main_batches"] for s in m["steps"])
+    mixed = sum(s["mix_batches"] for s in m["steps"])
+    assert main == 40 and main + mixed == m["step"]
+    assert 0.3 < mixed / m["step"] < 0.7
+    files_used = {s["batch_file"] for s in m["steps"]}
+    assert files_used == {str(files / "train.h5"), str(files / "gen.h5")}
+
+
+def test_init_from_and_freeze_until(files, tmp_path, galprep):
+    from galtools.runs import load_run
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    common = ["--model", "cnn-classifier", "--target", "kind", "--backbone", "8,8",
+              "--head", "16,relu", *FAST]
+    assert galprep("train-batch", files / "train.h5", "-o", a, *common).code == 0
+    r = galprep("train-batch", files / "big.h5", "-o", b, *common, "--init-from", a,
+                "--freeze-until", "block1_relu2", "--lr", "0.01")
+    assert r.code == 0, r.stderr
+    ma, mb = load_run(a).keras_model(), load_run(b).keras_model()
+    frozen = ["block1_conv1", "block1_bn1", "block1_conv2", "block1_bn2"]
+    for name in frozen:
+        for wa, wb in zip(ma.get_layer(name).get_weights(), mb.get_layer(name).get_weights()):
+            assert np.array_equal(wa, wb), name
+    for name in ("block2_conv1", "head0", "output"):
+        assert not np.array_equal(ma.get_layer(name).get_weights()[0],
+                                  mb.get_layer(name).get_weights()[0]), name
+    r = galprep("train-batch", files / "train.h5", "-o", tmp_path / "c", *common,
+                "--freeze-until", "nope")
+    one_line_error(r, "no layer 'nope'", "block1_conv1")
+
+
+def test_bad_input(files, tmp_path, galprep):
+    run = tmp_path / "run"
+    data = files / "train.h5"
+    r = galprep("train-batch", data, "-o", run, "--model", "nope")
+    one_line_error(r, "unknown model 'nope'", "cnn-classifier", "ridge-histogram", "vgg")
+    r = galprep("train-batch", data, "-o", run, "--model", "vgg", "--target", "incl")
+    one_line_error(r, "no label column 'incl'", "inclination")
+    r = galprep("train-batch", data, "-o", run, "--model", "vgg")
+    one_line_error(r, "--target COL is needed")
+    nan = {"images": np.zeros((8, 8, 8, 1), "f4"), "y": np.r_[np.nan, np.arange(7.0)]}
+    write_galaxies(tmp_path / "nan.h5", nan)
+    r = galprep("train-batch", tmp_path / "nan.h5", "-o", run, "--model", "vgg", "--target", "y")
+    one_line_error(r, "nan.h5", "'y' has 1 NaN")
+    write_galaxies(tmp_path / "tiny.h5", {"images": np.zeros((8, 2, 2, 1), "f4"),
+                                          "y": np.arange(8.0)})
+    r = galprep("train-batch", tmp_path / "tiny.h5", "-o", run, "--model", "vgg", "--target", "y")
+    one_line_error(r, "at least 4×4")
+    with GalaxyWriter(tmp_path / "empty.h5", new_meta()):
+        pass
+    r = galprep("train-batch", tmp_path / "empty.h5", "-o", run, "--model", "dcgan")
+    one_line_error(r, "empty.h5", "holds no images")
+    r = galprep("train-batch", data, "-o", run, "--model", "resnet-denoiser", "--mix",
+                tmp_path / "tiny.h5")
+    one_line_error(r, "tiny.h5", "images are")
+    assert not run.exists()  # nothing written by a failed start
+    # a RUN holding another model
+    assert galprep("train-batch", data, "-o", run, "--model", "vgg", "--target", "inclination",
+                   *FAST).code == 0
+    before = (run / "config.json").read_text()
+    r = galprep("train-batch", data, "-o", run, "--model", "cnn-classifier", "--target", "kind")
+    one_line_error(r, "holds a 'vgg' run, not 'cnn-classifier'", "--restart")
+    r = galprep("train-batch", data, "-o", run, "--model", "vgg", "--target", "inclination",
+                "--batch-size", "4")
+    one_line_error(r, "batch_size=8", "--restart")
+    assert (run / "config.json").read_text() == before
+    (tmp_path / "notarun").mkdir()
+    (tmp_path / "notarun" / "keep.txt").write_text("x")
+    r = galprep("train-batch", data, "-o", tmp_path / "notarun", "--model", "vgg", "--target",
+                "inclination", "--restart")
+    one_line_error(r, "not a run")
+    assert (tmp_path / "notarun" / "keep.txt").exists()
+    r = galprep("train-batch", data, "-o", tmp_path / "r2", "--model", "cgan")
+    one_line_error(r, "cgan needs --condition")
+
+
+def test_help_is_light():
+    out = subprocess.run([sys.executable, "-c", (
+        "import sys; from galtools.cli import main\n"
+        "try:\n    main(['train-batch', '--help'])\nexcept SystemExit:\n    pass\n"
+        "bad = [m for m in ('tensorflow', 'keras', 'matplotlib', 'h5py') if m in sys.modules]\n"
+        "print('HEAVY', bad)")], capture_output=True, text=True, timeout=60)
+    assert "--distribute" in out.stdout and "HEAVY []" in out.stdout
