@@ -237,20 +237,24 @@ def _value_range(x, eight_bit):
 
 
 def _affine_coords(h, w, theta, zoom, dy, dx):
-    """Input (row, col) coordinates for every output pixel of each image: (2, M, H, W).
-
-    Output pixel p maps from input c + R(-θ)(p - c - shift)/zoom about the centre c.
+    """Input (row, col) coordinates for every output pixel of each image: (2, M, H, W),
+    float32.  Output pixel p maps from input c + R(-θ)(p - c - shift)/zoom about the centre c.
     """
     cy, cx = (h - 1) / 2, (w - 1) / 2
-    yy, xx = np.meshgrid(np.arange(h, dtype=np.float64) - cy,
-                         np.arange(w, dtype=np.float64) - cx, indexing="ij")
-    cos = (np.cos(theta) / zoom)[:, None, None]
-    sin = (np.sin(theta) / zoom)[:, None, None]
-    oy = yy[None] - dy[:, None, None]
-    ox = xx[None] - dx[:, None, None]
-    rows = cos * oy - sin * ox + cy
-    cols = sin * oy + cos * ox + cx
-    return np.stack([rows, cols])
+    yy = (np.arange(h, dtype=np.float32) - cy)[None, :, None]
+    xx = (np.arange(w, dtype=np.float32) - cx)[None, None, :]
+    cos = (np.cos(theta) / zoom).astype(np.float32)[:, None, None]
+    sin = (np.sin(theta) / zoom).astype(np.float32)[:, None, None]
+    oy = yy - dy.astype(np.float32)[:, None, None]
+    ox = xx - dx.astype(np.float32)[:, None, None]
+    out = np.empty((2, theta.size, h, w), np.float32)
+    np.multiply(cos, oy, out=out[0])
+    out[0] -= sin * ox
+    out[0] += np.float32(cy)
+    np.multiply(sin, oy, out=out[1])
+    out[1] += cos * ox
+    out[1] += np.float32(cx)
+    return out
 
 
 PAD = 2
@@ -260,8 +264,12 @@ def _fold(u, n, fill):
     """Map continuous coordinates onto [-0.5, n-0.5] (reflect), [0, n-1] (nearest),
     [0, n) (wrap) or clip them just beyond the zero border (constant)."""
     if fill == "reflect":
-        u = np.mod(u + 0.5, 2 * n)
-        return np.where(u > n, 2 * n - u, u) - 0.5
+        once = np.where(u < -0.5, -1 - u, u)  # mirror about the edges: enough unless an
+        once = np.where(once > n - 0.5, 2 * n - 1 - once, once)  # image is far outside
+        if once.size and (once.min() < -0.5 or once.max() > n - 0.5):
+            u = np.mod(u + 0.5, 2 * n)
+            return np.where(u > n, 2 * n - u, u) - 0.5
+        return once
     if fill == "nearest":
         return np.clip(u, 0, n - 1)
     if fill == "wrap":
@@ -364,16 +372,16 @@ def uniform_plan(values, edges, per_bin, rng, allow_empty=False, column="label",
 # ----------------------------------------------------------------------------- files
 
 
-def read_rows(reader, rows):
-    """Every field at ``rows`` (any order, repeats allowed): unique rows are read once, from
-    one covering block when they are dense, else one by one."""
+def read_rows(reader, rows, gap=8):
+    """Every field at ``rows`` (any order, repeats allowed).  Unique rows are read once, as
+    slices over runs of nearby rows (h5py fancy indexing is slow for scattered rows)."""
     uniq, inverse = np.unique(rows, return_inverse=True)
-    lo, hi = int(uniq[0]), int(uniq[-1]) + 1
-    if hi - lo <= 4 * uniq.size:
-        block = reader.read(lo, hi)
-        pick = uniq - lo
-        return {k: v[pick][inverse] for k, v in block.items()}
-    data = reader.take(uniq)
+    breaks = np.flatnonzero(np.diff(uniq) > gap) + 1
+    parts = []
+    for run in np.split(uniq, breaks):
+        block = reader.read(int(run[0]), int(run[-1]) + 1)
+        parts.append({k: v[run - run[0]] for k, v in block.items()})
+    data = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     return {k: v[inverse] for k, v in data.items()}
 
 

@@ -180,7 +180,7 @@ def reduce_resolution(images, factor):
 
 def row_rng(seed, row):
     """The generator for one image: depends on (seed, row) only."""
-    return np.random.default_rng([int(seed), int(row)])
+    return np.random.default_rng([int(seed) & 0xFFFFFFFFFFFFFFFF, int(row)])
 
 
 def add_noise(images, offset, seed, sigma=0.0, gain=None):
@@ -224,6 +224,10 @@ class Degrader:
     def __call__(self, images, offset=0):
         """Degraded float32 copies of N×H×W×C ``images`` whose first row is ``offset``."""
         x = np.asarray(images, np.float64)
+        bad = ~np.isfinite(x).reshape(len(x), -1).all(axis=1)
+        if bad.any():
+            raise GalError(f"image {offset + int(np.flatnonzero(bad)[0])} has NaN or infinite "
+                           "pixels (degrade needs finite images)")
         if self.kernels is not None:
             x = self.convolve(x)
         x = reduce_resolution(x, self.factor)

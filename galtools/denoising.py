@@ -82,7 +82,19 @@ def check_denoiser(run, image_shape, path):
                        f"{run.path} takes {shape}")
 
 
+PIXELS_PER_BATCH = 2**20  # keeps a fully convolutional network's activations to ~100s of MB
+
+
+def auto_batch(image_shape, batch_size=None):
+    """``batch_size``, or as many images as make about 2**20 pixels (1 to 64)."""
+    if batch_size:
+        return batch_size
+    h, w = image_shape[:2]
+    return int(max(1, min(64, PIXELS_PER_BATCH // max(h * w, 1))))
+
+
 def _predict(run, images, batch_size):
+    batch_size = auto_batch(images.shape[1:], batch_size)
     out = np.asarray(run.predict(images, batch_size=batch_size))
     if out.shape != images.shape:
         raise GalError(f"run {run.path} returned shape {out.shape[1:]} for images of "
@@ -91,7 +103,7 @@ def _predict(run, images, batch_size):
 
 
 def denoise_file(run, path, output, history, overwrite=False, compression=None,
-                 chunk_size=None, batch_size=64, shard=None, extra_outputs=None):
+                 chunk_size=None, batch_size=None, shard=None, extra_outputs=None):
     """Write ``output``: the file with its images denoised by ``run`` (targets, labels kept).
 
     Returns {'n', and with targets: 'before'/'after' {'mse', 'psnr'}, 'peak'}.
@@ -133,7 +145,7 @@ def denoise_file(run, path, output, history, overwrite=False, compression=None,
     return info
 
 
-def robustness(runs, path, chunk_size=None, batch_size=64, limit=None):
+def robustness(runs, path, chunk_size=None, batch_size=None, limit=None):
     """MSE/PSNR before and after each run, for the four :data:`CASES` of input.
 
     Streams ``path`` (which needs ``targets``); ``limit`` uses only the first rows.

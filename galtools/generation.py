@@ -180,7 +180,7 @@ def generate_file(run, n, output, history, seed=0, batch_size=256, conditions=No
     outs.check(output, montage)
     todo = deque(range(n))
     kept, tries, best, batch_no = 0, 0, -np.inf, 0
-    first = []
+    first, captions = [], []
     bar = progress(total=n, desc="generate")
     with outs, GalaxyWriter(output, meta, overwrite, compression, inputs=outs.inputs) as writer:
         while todo:
@@ -216,10 +216,21 @@ def generate_file(run, n, output, history, seed=0, batch_size=256, conditions=No
                 kept += len(batch["images"])
                 bar.update(len(batch["images"]))
                 if len(first) < MONTAGE_COUNT:
-                    first.extend(batch["images"][: MONTAGE_COUNT - len(first)])
+                    take = MONTAGE_COUNT - len(first)
+                    first.extend(batch["images"][:take])
+                    captions.extend(_captions(batch, conditions.names, take))
         bar.close()
         if montage:
-            save_montage(outs.add(montage, ".png"), np.stack(first),
-                         bands=config.get("bands"))
+            h = first[0].shape[0]
+            save_montage(outs.add(montage, ".png"), np.stack(first), bands=config.get("bands"),
+                         scale=max(1, 128 // max(h, 1)),
+                         captions=captions if any(captions) else None)
     return {"n": kept, "tries": tries, "batches": batch_no, "output": str(output),
             "acceptance": kept / tries if tries else None}
+
+
+def _captions(batch, names, count):
+    """Stamp captions for a montage: the conditions and the score of each image."""
+    keys = [k for k in list(names) + ["score"] if k in batch]
+    return [" ".join(f"{k}={batch[k][i]:.3g}" for k in keys)
+            for i in range(min(count, len(batch["images"])))]

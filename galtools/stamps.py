@@ -48,28 +48,13 @@ def decode_chunk(items, decode):
 
 def _run_chunks(chunks, decode, jobs):
     """Yield decode_chunk results in order, with at most 2×jobs chunks in flight."""
-    if jobs <= 1 or len(chunks) <= 1:
-        for chunk in chunks:
-            yield decode_chunk(chunk, decode)
-        return
-    import multiprocessing as mp
+    from galtools.parallel import ordered_map
 
-    from PIL import Image
+    if jobs > 1 and len(chunks) > 1:
+        from PIL import Image
 
-    Image.preinit()  # image plugins imported once here, inherited by the forked workers
-    ctx = mp.get_context("fork")
-    pool = ctx.Pool(min(jobs, len(chunks)))
-    try:
-        pending, nxt = [], 0
-        while nxt < len(chunks) or pending:
-            while nxt < len(chunks) and len(pending) < 2 * jobs:
-                pending.append(pool.apply_async(decode_chunk, (chunks[nxt], decode)))
-                nxt += 1
-            yield pending.pop(0).get()
-        pool.close()
-    finally:
-        pool.terminate()
-        pool.join()
+        Image.preinit()  # image plugins imported once here, inherited by the forked workers
+    yield from ordered_map(decode_chunk, [(chunk, decode) for chunk in chunks], jobs)
 
 
 class FolderWriter:

@@ -115,6 +115,15 @@ def test_noise_depends_on_seed_and_row_only():
     assert not np.allclose(add_noise(x, 0, seed=6, sigma=1.0), whole)
 
 
+def test_degrader_refuses_nan_and_takes_negative_seeds():
+    x = np.zeros((3, 4, 4, 1))
+    x[2, 1, 1, 0] = np.nan
+    with pytest.raises(GalError, match="image 12 has NaN"):
+        Degrader(1, noise=1.0)(x, offset=10)
+    a = Degrader(1, noise=1.0, seed=-1)(x[:2])
+    np.testing.assert_array_equal(a, Degrader(1, noise=1.0, seed=-1)(x[:2]))
+
+
 def test_reduce_resolution_keeps_grid_and_flux():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(3, 8, 8, 2))

@@ -57,6 +57,15 @@ def test_psnr_and_accumulator_by_hand():
     assert acc.peak == 2.0
 
 
+def test_auto_batch_follows_image_size():
+    from galtools.denoising import auto_batch
+
+    assert auto_batch((16, 16, 3)) == 64
+    assert auto_batch((512, 512, 3)) == 4
+    assert auto_batch((4096, 4096, 1)) == 1
+    assert auto_batch((512, 512, 3), 7) == 7
+
+
 def test_cases():
     t = np.zeros((1, 4, 4, 1))
     x = t + np.arange(16.0).reshape(1, 4, 4, 1)

@@ -14,7 +14,7 @@ ALL_KINDS = "disk:0.4,elliptical:0.15,merger:0.15,star:0.1,artifact:0.2"
 
 @pytest.mark.parametrize("psf", ["moffat", "kolmogorov"])
 def test_renderer_matches_galsim_drawimage(psf):
-    """Fourier-space rendering agrees with GalSim's own drawImage to 1e-4 of the peak."""
+    """Fourier-space rendering agrees with GalSim's own drawImage to 5e-4 of the peak."""
     r = Renderer(32, 0.25, psf, 3.0, [1.5, 4.0])
     comps = {
         "obj": np.array([0, 0, 1]), "type": np.array([DISK, SERSIC, POINT]),
@@ -34,10 +34,10 @@ def test_renderer_matches_galsim_drawimage(psf):
         gal = disk * comps["sed"][0, band] + bulge * comps["sed"][1, band]
         ref = galsim.Convolve(gal, psfs[0]).drawImage(nx=32, ny=32, scale=0.25,
                                                       offset=(0.3, -0.2)).array
-        assert np.abs(out[0, ..., band] - ref).max() < 1e-4 * ref.max()
+        assert np.abs(out[0, ..., band] - ref).max() < 5e-4 * ref.max()
         star = galsim.Convolve(galsim.DeltaFunction(flux=comps["sed"][2, band]), psfs[1])
         ref = star.drawImage(nx=32, ny=32, scale=0.25, offset=(-0.4, 0.1)).array
-        assert np.abs(out[1, ..., band] - ref).max() < 1e-4 * ref.max()
+        assert np.abs(out[1, ..., band] - ref).max() < 5e-4 * ref.max()
 
 
 def test_simulate_file_labels_and_metadata(galprep, tmp_path):

@@ -14,8 +14,8 @@ from galtools import options
               "both) and write the table as JSON, and as a PNG beside it.")
 @click.option("--limit", type=click.IntRange(min=1), metavar="N",
               help="Use only the first N images for --robustness.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Images per model call.")
+@click.option("--batch-size", type=click.IntRange(min=1),
+              help="Images per model call (default: about 2^20 pixels, at most 64).")
 @options.overwrite
 @options.compression
 @options.chunk_size()

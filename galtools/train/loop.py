@@ -445,7 +445,7 @@ def _train_keras(spec, config, run_dir, info, mix_info, val, resuming, opts, che
     ends = dict(plan.segment_ends())
     pass_ends = {step: p for p, step in plan.pass_ends().items()}
     bs = tr["batch_size"]
-    t_start = time.time()
+    t_start, cpu_start = time.time(), time.process_time()
 
     def wall():
         return wall0 + time.time() - t_start
@@ -475,6 +475,7 @@ def _train_keras(spec, config, run_dir, info, mix_info, val, resuming, opts, che
                 if done % log_every == 0 or seg_end or done == plan.total:
                     now = time.time()
                     rec = {"step": done, "batch_file": path, "wall": round(wall(), 3),
+                           "cpu_s": round(time.process_time() - cpu_start, 3),
                            "images_per_s": round(n_acc * bs / max(now - t_rec, 1e-9), 2),
                            "main_batches": counts[0], "mix_batches": counts[1], "lr": lr}
                     if seg is not None:

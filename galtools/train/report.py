@@ -36,7 +36,7 @@ def plot_curves(path, metrics):
     steps = metrics.get("steps", [])
     evals = [e for e in metrics.get("evals", []) if len(e) > 4]
     skip = {"step", "pass", "file", "epoch", "batch_file", "wall", "images_per_s",
-            "main_batches", "mix_batches", "lr"}
+            "main_batches", "mix_batches", "lr", "cpu_s"}
     fig, axes = plt.subplots(1, 2 if evals else 1, figsize=(11 if evals else 6, 4),
                              squeeze=False)
     ax = axes[0, 0]

@@ -57,6 +57,12 @@ def psf_table(kind, beta=3.5):
     return _radial_table(profile)
 
 
+def make_tables(psf, beta, sersic_grid):
+    """{'psf': table, 'sersic': {n: table}}: everything GalSim computes for a Renderer."""
+    return {"psf": psf_table(psf, beta),
+            "sersic": {float(n): sersic_table(float(n)) for n in sersic_grid}}
+
+
 def lookup(table, u):
     """Linear interpolation of a radial table at u (any shape), in the table's log variable."""
     t = np.log1p(u * (1.0 / TABLE_U0))
@@ -73,10 +79,12 @@ class Renderer:
     """Renders components onto ``size``×``size`` stamps of ``scale`` arcsec per pixel.
 
     ``pad`` sets the FFT grid (≥ pad·size pixels) that keeps light outside the stamp from
-    wrapping back in.  Tables: ``sersic`` maps n → table, ``psf`` is the PSF's table.
+    wrapping back in.  ``tables`` (from :func:`make_tables`) saves recomputing them, e.g. in
+    worker processes.
     """
 
-    def __init__(self, size, scale, psf="moffat", beta=3.5, sersic_grid=(), pad=1.5):
+    def __init__(self, size, scale, psf="moffat", beta=3.5, sersic_grid=(), pad=1.5,
+                 tables=None):
         from scipy import fft
 
         self.size, self.scale = int(size), float(scale)
@@ -95,8 +103,9 @@ class Renderer:
         self.kabs = np.sqrt(self.kx2 + self.ky2)
         self.pixel = (np.sinc(fy)[:, None] * np.sinc(fx)[None, :]).astype(np.float32)
         self.psf_kind, self.beta = psf, beta
-        self.psf_tab = psf_table(psf, beta).astype(np.float32)
-        self.sersic = {float(n): sersic_table(float(n)).astype(np.float32) for n in sersic_grid}
+        tables = tables or make_tables(psf, beta, sersic_grid)
+        self.psf_tab = tables["psf"].astype(np.float32)
+        self.sersic = {float(n): t.astype(np.float32) for n, t in tables["sersic"].items()}
 
     # ------------------------------------------------------------------ Fourier transforms
     def _quadratic(self, a, b, theta):

@@ -5,12 +5,11 @@ Objects are made in fixed chunks of :data:`CHUNK` rows; chunk ``j`` draws everyt
 the shards of a ``--shard`` run concatenate to the unsharded file.
 """
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from galtools_galsim.render import DISK, POINT, SERSIC, Renderer
+from galtools_galsim.render import DISK, POINT, SERSIC, Renderer, make_tables
 
 CHUNK = 256
 KINDS = ("disk", "elliptical", "merger", "star", "artifact")
@@ -304,10 +303,14 @@ def _noise(rng, cfg, target):
     return image.astype(np.float32), snr
 
 
-def _worker_init(cfg):
+def _tables(cfg):
+    return make_tables(cfg.psf, cfg.moffat_beta, cfg.sersic_grid)
+
+
+def _worker_init(cfg, tables=None):
     global _WORKER
     _WORKER = (cfg, Renderer(cfg.size, cfg.pixel_scale, cfg.psf, cfg.moffat_beta,
-                             cfg.sersic_grid))
+                             cfg.sersic_grid, tables=tables or _tables(cfg)))
 
 
 def _worker_chunk(job):
@@ -336,8 +339,12 @@ def generate(cfg, start, stop, jobs=1):
         return
     import multiprocessing
 
-    ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    with ctx.Pool(min(jobs, len(work)), initializer=_worker_init, initargs=(cfg,)) as pool:
+    # forkserver/spawn, never a bare fork: forking a process that runs FFT or HDF5 threads
+    # can deadlock the children.  The tables come from the parent (no GalSim in workers).
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    with ctx.Pool(min(jobs, len(work)), initializer=_worker_init,
+                  initargs=(cfg, _tables(cfg))) as pool:
         yield from pool.imap(_worker_chunk, work)
 
 

@@ -51,9 +51,13 @@ class InceptionExtractor:
 
     def _load(self):
         if self._net is None:
+            import warnings
+
             import torch
 
-            self._net = torch.jit.load(self.path, map_location=self.device).eval()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # jit.load → export
+                self._net = torch.jit.load(self.path, map_location=self.device).eval()
         return self._net
 
     def features(self, images):
