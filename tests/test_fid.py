@@ -39,6 +39,15 @@ def test_fid_of_samples_approaches_the_gaussian_value():
     assert fid(a, b) == pytest.approx(expect, abs=0.05)  # sampling error ~ 0.02
 
 
+def test_sample_space_fid_equals_the_covariance_route_when_n_is_below_d():
+    rng = np.random.default_rng(7)
+    a = rng.normal(size=(12, 40))
+    b = rng.normal(0.3, 1.5, size=(15, 40))
+    ref = frechet_distance(*gaussian_stats(a), *gaussian_stats(b))
+    assert fid(a, b) == pytest.approx(ref, rel=1e-6)  # eigh of rank-deficient covariances
+    assert fid(a, a) == pytest.approx(0.0, abs=1e-9)
+
+
 def test_fid_of_a_set_with_itself_is_zero_and_stats_are_right():
     x = np.random.default_rng(3).normal(size=(200, 16))
     assert fid(x, x) == pytest.approx(0.0, abs=1e-8)
@@ -55,6 +64,18 @@ def test_kid_is_unbiased_near_zero_for_one_distribution_and_reports_std():
     assert abs(mean) < 3 * std + 1e-3
     shifted = kid(a, b + 1.0, subsets=50, subset_size=100, seed=0)[0]
     assert shifted > 10 * abs(mean)
+
+
+def test_kid_with_a_precomputed_kernel_equals_the_per_subset_kernel(monkeypatch):
+    import galtools.metrics.fid as fidmod
+
+    rng = np.random.default_rng(8)
+    a, b = rng.normal(size=(60, 5)), rng.normal(0.2, 1, size=(50, 5))
+    fast = kid(a, b, subsets=30, subset_size=20, seed=1)
+    monkeypatch.setattr(fidmod, "GRAM_LIMIT", 0)
+    slow = kid(a, b, subsets=30, subset_size=20, seed=1)
+    assert fast[0] == pytest.approx(slow[0], rel=1e-10)
+    assert fast[1] == pytest.approx(slow[1], rel=1e-8)
 
 
 def test_kid_is_seeded():

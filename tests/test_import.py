@@ -16,7 +16,7 @@ from galtools.options import Shard
 from galtools.registry import entries
 
 
-def _galaxy10(path, n=10, size=16, extra=True):
+def _galaxy10(path, n=10, size=256, extra=True):
     """A Galaxy10 DECals file in the published layout (smaller images)."""
     rng = np.random.default_rng(1)
     with h5py.File(path, "w") as f:
@@ -171,6 +171,17 @@ def test_kaggle_png_missing_image_is_an_error(galprep, tmp_path):
     assert not (tmp_path / "k.h5").exists()
 
 
+def test_kaggle_png_full_size_grayscale(galprep, tmp_path):
+    """The original task's layout: 1000×1000 grey PNGs named by Id, CSV Id,Actual."""
+    folder = _kaggle(tmp_path / "train", ["100100", "100203"], size=1000)
+    r = galprep("import", "kaggle-png", folder, "--csv", tmp_path / "labels.csv", "-o",
+                tmp_path / "k.h5", "--chunk-size", "1")
+    assert r.code == 0, r.stderr
+    with open_galaxies(tmp_path / "k.h5") as reader:
+        assert reader.image_shape == (1000, 1000, 1) and reader.n == 2
+        np.testing.assert_allclose(reader.column("actual"), [0.0, 0.1])
+
+
 def test_kaggle_png_without_csv_imports_every_image(galprep, tmp_path):
     folder = _kaggle(tmp_path / "imgs", ["x2", "x1"], csv=False)
     r = galprep("import", "kaggle-png", folder, "-o", tmp_path / "k.npz")
@@ -277,6 +288,18 @@ def test_fits_folder_bands_as_hdus_or_cube(galprep, tmp_path, cube):
     assert list(batch["ids"]) == ["obj0", "obj1", "obj2"]
     assert meta["pixel_scale"] == pytest.approx(0.25)
     assert meta["bands"] == (["0", "1", "2"] if cube else ["g", "r", "i"])
+
+
+def test_fits_folder_hdu_selection(galprep, tmp_path):
+    stamps = _fits_folder(tmp_path / "f", n=2)
+    r = galprep("import", "fits-folder", tmp_path / "f", "--hdus", "3,1", "-o",
+                tmp_path / "o.h5")
+    assert r.code == 0, r.stderr
+    batch, meta = read_galaxies(tmp_path / "o.h5")
+    np.testing.assert_allclose(batch["images"], stamps[:, [2, 0]].transpose(0, 2, 3, 1))
+    assert meta["bands"] == ["i", "g"]
+    r = galprep("import", "fits-folder", tmp_path / "f", "--hdus", "7", "-o", tmp_path / "x.h5")
+    assert r.code == 1 and "no HDU '7'" in r.stderr
 
 
 def test_fits_folder_mismatched_shapes(galprep, tmp_path):

@@ -5,9 +5,10 @@ import pytest
 
 galsim = pytest.importorskip("galsim")
 
-from galtools.arrayfile import open_galaxies, read_galaxies  # noqa: E402
 from galtools_galsim.render import DISK, POINT, SERSIC, Renderer  # noqa: E402
 from galtools_galsim.simulate import CHUNK, chunk_jobs  # noqa: E402
+
+from galtools.arrayfile import open_galaxies, read_galaxies  # noqa: E402
 
 ALL_KINDS = "disk:0.4,elliptical:0.15,merger:0.15,star:0.1,artifact:0.2"
 

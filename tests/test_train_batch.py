@@ -219,7 +219,10 @@ def test_bad_input(files, tmp_path, galprep):
     r = galprep("train-batch", data, "-o", run, "--model", "vgg", "--target", "inclination",
                 "--batch-size", "4")
     one_line_error(r, "batch_size=8", "--restart")
+    r = galprep("train-batch", data, "-o", run, "--model", "vgg", "--target", "incl", "--restart")
+    one_line_error(r, "no label column 'incl'")  # a failed --restart keeps the old run
     assert (run / "config.json").read_text() == before
+    assert (run / "model.keras").is_file() and (run / "checkpoints").is_dir()
     (tmp_path / "notarun").mkdir()
     (tmp_path / "notarun" / "keep.txt").write_text("x")
     r = galprep("train-batch", data, "-o", tmp_path / "notarun", "--model", "vgg", "--target",
@@ -230,6 +233,14 @@ def test_bad_input(files, tmp_path, galprep):
     one_line_error(r, "cgan needs --condition")
 
 
+def test_distribute_mirrored_runs_on_local_devices(files, tmp_path, galprep):
+    run = tmp_path / "run"
+    r = galprep("train-batch", files / "train.h5", "-o", run, "--model", "vgg", "--target",
+                "inclination", "--distribute", "mirrored", *FAST)
+    assert r.code == 0, r.stderr
+    assert metrics(run)["status"] == "finished" and (run / "model.keras").is_file()
+
+
 def test_help_is_light():
     out = subprocess.run([sys.executable, "-c", (
         "import sys; from galtools.cli import main\n"
@@ -237,3 +248,21 @@ def test_help_is_light():
         "bad = [m for m in ('tensorflow', 'keras', 'matplotlib', 'h5py') if m in sys.modules]\n"
         "print('HEAVY', bad)")], capture_output=True, text=True, timeout=60)
     assert "--distribute" in out.stdout and "HEAVY []" in out.stdout
+
+
+def test_plateau_halves_learning_rate(tmp_path):
+    from galtools.train.loop import _plateau
+
+    class Opt:
+        learning_rate = 0.1
+
+    class Model:
+        optimizer = Opt()
+
+    model, state, lr = Model(), {"best": None, "wait": 0}, 0.1
+    for value in (1.0, 0.9, 0.95, 0.92):  # improves, then 2 evaluations without improvement
+        lr = _plateau(model, state, 2, {"val_loss": value}, [], lr, tmp_path)
+    assert lr == pytest.approx(0.05) and model.optimizer.learning_rate == pytest.approx(0.05)
+    assert state == {"best": 0.9, "wait": 0}
+    assert _plateau(model, state, None, {"val_loss": 5.0}, [], lr, tmp_path) == lr
+    assert "learning rate → 0.05" in (tmp_path / "train.log").read_text()

@@ -72,7 +72,7 @@ def _names(ctx, param, value):
               help="Checkpoints kept.")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=500, show_default=True,
               help="Also checkpoint every N steps (0: only after each file visit).")
-@click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("--log-every", type=click.IntRange(min=1), default=20, show_default=True,
               help="Steps per metrics.json record.")
 @click.option("--distribute", type=click.Choice(["none", "mirrored"]), default="none",
               show_default=True, help="mirrored: tf.distribute.MirroredStrategy on local GPUs.")

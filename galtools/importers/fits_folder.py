@@ -16,6 +16,8 @@ class FitsFolder(Importer):
     source_help = "the folder of FITS files (id = file name without suffix)"
     options = (
         Option("pattern", "Glob for the files inside the folder.", default="*.fits*"),
+        Option("hdus", "Comma-separated HDU numbers or names to take as the bands, in order "
+               "(default: every HDU with a 2-D image, or the first cube).", default=None),
     )
 
     def _files(self, source, pattern="*.fits*"):
@@ -27,10 +29,10 @@ class FitsFolder(Importer):
             raise InputError(source, f"no FITS files matching {pattern}")
         return files
 
-    def count(self, source, pattern="*.fits*"):
+    def count(self, source, pattern="*.fits*", hdus=None):
         return len(self._files(source, pattern))
 
-    def _load(self, path):
+    def _load(self, path, hdus=None):
         """(H×W×C float32, band names or None, header of the first image)."""
         import numpy as np
         from astropy.io import fits
@@ -38,7 +40,7 @@ class FitsFolder(Importer):
         planes, names, first = [], [], None
         try:
             with fits.open(path, memmap=False) as hdul:
-                for hdu in hdul:
+                for hdu in _select(path, hdul, hdus):
                     data = hdu.data
                     if data is None or not hasattr(data, "ndim") or data.ndim < 2:
                         continue
@@ -66,7 +68,7 @@ class FitsFolder(Importer):
         names = [str(n) for n in names] if all(n is not None for n in names) else None
         return np.stack(planes, axis=-1), names, first
 
-    def read(self, source, start=0, stop=None, chunk_size=256, pattern="*.fits*"):
+    def read(self, source, start=0, stop=None, chunk_size=256, pattern="*.fits*", hdus=None):
         import numpy as np
 
         files = self._files(source, pattern)
@@ -75,7 +77,7 @@ class FitsFolder(Importer):
         for lo in range(start, stop, chunk_size):
             images, ids = [], []
             for path in files[lo:min(lo + chunk_size, stop)]:
-                image, names, head = self._load(path)
+                image, names, head = self._load(path, hdus)
                 if shape is None:
                     shape, bands, header = image.shape, names, head
                 elif image.shape != shape:
@@ -94,6 +96,19 @@ class FitsFolder(Importer):
         if scale is not None:
             meta["pixel_scale"] = scale
         return meta
+
+
+def _select(path, hdul, hdus):
+    """The HDUs named by ``hdus`` ('1,2,3' or 'G,R,I'), or all of them."""
+    if not hdus:
+        return list(hdul)
+    out = []
+    for key in (k.strip() for k in hdus.split(",")):
+        try:
+            out.append(hdul[int(key)] if key.lstrip("-").isdigit() else hdul[key])
+        except (KeyError, IndexError):
+            raise InputError(path, f"no HDU '{key}'") from None
+    return out
 
 
 def pixel_scale(header):

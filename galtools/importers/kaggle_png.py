@@ -74,7 +74,7 @@ class KagglePng(Importer):
                     raise InputError(path, f"missing image for id '{key}' listed in {used}")
                 try:
                     with Image.open(path) as im:
-                        if im.mode not in ("L", "RGB", "I;16", "I"):
+                        if im.mode not in ("L", "RGB", "I;16", "I", "F"):
                             im = im.convert("RGB" if "A" in im.mode or im.mode == "P"
                                             else "L")
                         arr = np.asarray(im)

@@ -12,6 +12,8 @@ import numpy as np
 
 from galtools.errors import GalError
 
+GRAM_LIMIT = 6000  # up to this many images in both sets, KID precomputes one kernel matrix
+
 
 def _check(a, b):
     a = np.asarray(a, dtype=np.float64)
@@ -49,9 +51,29 @@ def frechet_distance(mu_a, cov_a, mu_b, cov_b):
 
 
 def fid(features_a, features_b):
-    """FID between two N×D feature sets."""
+    """FID between two N×D feature sets.
+
+    With fewer samples than dimensions the covariances have rank < N and the trace term is
+    computed in sample space: tr (S_a S_b)^½ is the nuclear norm of X_a X_bᵀ / √((N_a-1)(N_b-1))
+    for the centred features X (same value; its singular values from one N×N symmetric eigen-problem instead of two D×D ones).
+    """
     a, b = _check(features_a, features_b)
-    return frechet_distance(*gaussian_stats(a), *gaussian_stats(b))
+    if max(len(a), len(b)) >= a.shape[1]:
+        return frechet_distance(*gaussian_stats(a), *gaussian_stats(b))
+    for x in (a, b):
+        if len(x) < 2:
+            raise GalError(f"FID needs at least 2 images per set, got {len(x)}")
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    xa, xb = a - mu_a, b - mu_b
+    na, nb = len(a) - 1, len(b) - 1
+    tr_a = np.einsum("ij,ij->", xa, xa) / na
+    tr_b = np.einsum("ij,ij->", xb, xb) / nb
+    m = xa @ xb.T
+    small = m @ m.T if len(a) <= len(b) else m.T @ m
+    eig = np.linalg.eigvalsh((small + small.T) / 2)  # squared singular values of m
+    tr_sqrt = np.sqrt(np.clip(eig, 0, None)).sum() / np.sqrt(na * nb)
+    diff = mu_a - mu_b
+    return float(max(diff @ diff + tr_a + tr_b - 2 * tr_sqrt, 0.0))
 
 
 def _poly_mmd2(x, y):
@@ -84,10 +106,23 @@ def kid(features_a, features_b, subsets=100, subset_size=None, seed=0):
         raise GalError("KID needs at least one subset")
     rng = np.random.default_rng(seed)
     values = np.empty(subsets)
+    gram = None
+    if len(a) + len(b) <= GRAM_LIMIT and subsets * subset_size > len(a) + len(b):
+        # one kernel matrix for all subsets: (N_a+N_b)²·D instead of subsets·3·m²·D
+        x = np.concatenate([a, b])
+        gram = (x @ x.T / a.shape[1] + 1) ** 3
+    m = subset_size
     for k in range(subsets):
-        ia = rng.choice(len(a), subset_size, replace=False)
-        ib = rng.choice(len(b), subset_size, replace=False)
-        values[k] = _poly_mmd2(a[ia], b[ib])
+        ia = rng.choice(len(a), m, replace=False)
+        ib = rng.choice(len(b), m, replace=False)
+        if gram is None:
+            values[k] = _poly_mmd2(a[ia], b[ib])
+        else:
+            jb = ib + len(a)
+            kxx, kyy = gram[np.ix_(ia, ia)], gram[np.ix_(jb, jb)]
+            sxx = (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+            syy = (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+            values[k] = sxx + syy - 2 * gram[np.ix_(ia, jb)].mean()
     return float(values.mean()), float(values.std(ddof=1) if subsets > 1 else 0.0), subset_size
 
 

@@ -23,24 +23,31 @@ the centre.  Every step runs in numpy over the whole chunk (N×H×W) at once:
 
 Per-galaxy ``flags`` (bit mask, 0 = good): see :data:`FLAGS`.  Failed measurements are NaN.
 
-Agreement with statmorph 0.7.2 (same segmap given to both, Sérsic n 0.7–4, r_half 2–6 px,
-ellipticity ≤ 0.5, PSF FWHM 1.5 px, S/N ≈ 100–1000, 48² stamps; median / 95th-percentile
-absolute difference, from ``tests/test_morphology.py`` which asserts the tolerances):
+Agreement with statmorph 0.7.2, given the same segmap (140 simulated galaxies: Sérsic n 0.7–4,
+r_half 2–6 px, ellipticity ≤ 0.5, Gaussian PSF FWHM 1.5 px, unit noise, flux 10³–10⁴, 100 on
+48² and 40 on 64² stamps; absolute differences, relative for radii and flux;
+``tests/test_morphology.py`` asserts the tolerance column on other galaxies):
 
-============== ============ ============ =============
-property       median       95th pct     test tolerance
-============== ============ ============ =============
-gini           0.004        0.012        0.03
-m20            0.01         0.04         0.08
-concentration  0.02         0.08         0.15
-asymmetry      0.004        0.015        0.03
-smoothness     0.005        0.02         0.04
-rpetro (rel.)  0.5 %        1.5 %        3 %
-r50 (rel.)     0.3 %        1.5 %        3 %
-ellipticity    0.001        0.004        0.02
-orientation    0.002 rad    0.01 rad     0.05 rad
-flux (rel.)    0.1 %        0.5 %        1 %
-============== ============ ============ =============
+============== ========= ========= ========= =========
+property       median    95th pct  max       tolerance
+============== ========= ========= ========= =========
+gini           0.001     0.007     0.015     0.03
+m20            0.003     0.015     0.10 [1]  0.08
+concentration  0.004     0.017     0.08 [1]  0.10
+asymmetry      0.004     0.026     0.041     0.05
+smoothness     0.000     0.016     0.07 [1]  0.04
+rpetro         0.4 %     1.2 %     11 % [1]  5 %
+r50            0.1 %     0.4 %     3.7 % [1] 3 %
+ellipticity    0.0000    0.0002    0.0003    0.01
+orientation    0.0001    0.001     0.008     0.02 rad
+flux (2 r_p)   0.05 %    0.4 %     1.8 % [1] 2 %
+============== ========= ========= ========= =========
+
+[1] one galaxy whose noisy Petrosian ratio touches η twice (at 9.0 and 10.1 px): statmorph's
+coarse 100-point scan finds the first dip, this finer scan the second; C, S, r50, flux and the
+Gini segmap follow r_petro.  Elsewhere the small differences come from the pixel-ramp aperture
+model (vs exact overlaps; small radii are refined on 4×4 sub-pixels) and the compass search
+for the asymmetry centre (stops at 1/32 px; statmorph: Nelder–Mead).
 """
 
 import numpy as np

@@ -4,8 +4,9 @@ An entry of ``galtools.models`` (built-in or from a plugin) is a *ModelSpec* obj
 instance of :class:`ModelSpec` or a subclass) with:
 
 ``name``  (str)      the registry name (``--model NAME``);
-``task``  (str)      ``"regression"``, ``"classification"``, ``"gan"`` or ``"denoise"`` — or the
-                     string ``"auto"`` with a :meth:`choose_task` method;
+``task``  (str)      ``"regression"``, ``"classification"``, ``"gan"`` or ``"denoise"`` — or
+                     ``"auto"``: classification when ``--target`` is a class column (strings,
+                     named classes, or ``--classes``), else regression;
 ``kind``  (str)      ``"keras"`` (trained step by step by ``train-batch``) or ``"closed-form"``;
 ``description``      one line for ``galprep plugins`` / ``--help``;
 ``configure(options, info) -> dict``
@@ -24,8 +25,15 @@ instance of :class:`ModelSpec` or a subclass) with:
 ``save(model, run_dir)``
                      write the trained network(s) (default: ``model.keras``; GANs also
                      ``discriminator.keras``), atomically.
-``fit(batches, config, run_dir)`` / ``predict(run, images)`` / ``features(run, images)``
-                     (closed-form kind only) fit in one streamed pass and use the result.
+``fit(chunks, config, run_dir)`` / ``predict(run, images)`` / ``features(run, images)``
+                     (closed-form kind only) fit in one streamed pass over ``(x, y)`` chunks,
+                     write the result into ``run_dir`` and use it.
+``patience``         optional: default ``--patience`` (learning-rate halving on plateau).
+
+What the training loop feeds ``train_on_batch``: ``x`` the images (data units, float32);
+``y`` regression: the target scaled to [-1, 1] (N, 1); classification: class indices (N,);
+denoise: the ``targets`` images; gan: None (dcgan), [score in [-1, 1], real 0/1] (twoinone),
+the conditions scaled to [-1, 1] (cgan).  Scalings live in ``config["columns"]``.
 
 Networks are made only of stock Keras layers or layers registered with
 ``keras.saving.register_keras_serializable`` so that runs load with ``safe_mode=True``.
@@ -45,9 +53,6 @@ class ModelSpec:
     task = "regression"
     kind = "keras"
     description = ""
-
-    def choose_task(self, options, reader):
-        return self.task
 
     def configure(self, options, info):
         return {}

@@ -46,6 +46,7 @@ class CNNClassifier(ModelSpec):
     name = "cnn-classifier"
     task = "classification"
     description = "CNN backbone (--backbone) + dense head (--head) classifier, top-1/top-3"
+    patience = 3  # halve the learning rate after 3 evaluations without improvement
 
     def configure(self, options, info):
         backbone = parse_backbone(options.get("backbone") or "32,64,128")

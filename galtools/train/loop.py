@@ -179,7 +179,7 @@ def new_config(spec, opts, info, training, history):
 
 
 # the options that must match to continue a run (others may change between invocations)
-RESUME_KEYS = ("data", "batch_size", "seed", "mix", "alpha")
+RESUME_KEYS = ("data", "batch_size", "seed", "mix", "alpha", "freeze_until")
 
 
 def _check_resume(config, spec, training, info, run_dir):
@@ -206,16 +206,8 @@ def prepare_run(run_dir, spec, opts, info, training, history, restart):
         if not os.path.exists(cfg_path):
             raise GalError(f"{run_dir}: directory exists and is not a run (no config.json); "
                            "refusing to write into it")
-        if restart:
-            _read_config(run_dir)  # only ever wipe a real run
-            for name in RUN_FILES:
-                path = os.path.join(run_dir, name)
-                if os.path.isdir(path):
-                    shutil.rmtree(path)
-                elif os.path.exists(path):
-                    os.unlink(path)
-        else:
-            config = _read_config(run_dir)
+        config = _read_config(run_dir)  # only ever continue or wipe a real run
+        if not restart:
             _check_resume(config, spec, training, info, run_dir)
             config["training"].update(
                 {k: v for k, v in training.items() if k not in RESUME_KEYS})
@@ -223,6 +215,15 @@ def prepare_run(run_dir, spec, opts, info, training, history, restart):
                 config.setdefault("history", []).append(history)
             report.write_json(cfg_path, config)
             return config, True
+        config = new_config(spec, opts, info, training, history)  # may fail: nothing lost yet
+        for name in RUN_FILES:
+            path = os.path.join(run_dir, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.unlink(path)
+        report.write_json(cfg_path, config)
+        return config, False
     config = new_config(spec, opts, info, training, history)
     os.makedirs(run_dir, exist_ok=True)
     report.write_json(cfg_path, config)
@@ -244,12 +245,15 @@ def train(data, run_dir, model, opts=None, val=None, mix=None, alpha=0.5, passes
     models.quiet_tensorflow()
     spec = models.get(model)
     data = [os.fspath(p) for p in data]
+    if "-" in data + [val, mix]:
+        raise GalError("train-batch reads its inputs several times: give files, not '-'")
     info = survey(data)
     if mix is not None and not 0 <= alpha < 1:
         raise GalError(f"--alpha must be in [0, 1), got {alpha}")
     training = {"data": data, "val": val, "mix": mix, "alpha": alpha if mix else 0.0,
                 "passes": passes, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-                "seed": seed, "keep": keep}
+                "seed": seed, "keep": keep, "init_from": opts.get("init_from"),
+                "freeze_until": opts.get("freeze_until")}
     mix_info = None
     if mix:
         mix_info = survey([mix], "--mix")
@@ -261,14 +265,22 @@ def train(data, run_dir, model, opts=None, val=None, mix=None, alpha=0.5, passes
         if val_info.image_shape != info.image_shape and spec.task != "denoise":
             raise InputError(val, f"images are {val_info.image_shape}, DATA has "
                              f"{info.image_shape}")
-    config, resuming = prepare_run(run_dir, spec, opts, info, training, history, restart)
-    needed = [c["name"] for c in config["columns"]]
-    for extra in filter(None, (mix, val)):
-        survey_cols(extra, needed, config)
-    if getattr(spec, "kind", "keras") == "closed-form":
-        return _fit_closed_form(spec, config, run_dir, info, val)
-    return _train_keras(spec, config, run_dir, info, mix_info, val, resuming, opts,
-                        checkpoint_every, log_every, patience, distribute)
+    created = not os.path.exists(run_dir)
+    try:
+        config, resuming = prepare_run(run_dir, spec, opts, info, training, history, restart)
+        needed = [c["name"] for c in config["columns"]]
+        for extra in filter(None, (mix, val)):
+            survey_cols(extra, needed, config)
+        if getattr(spec, "kind", "keras") == "closed-form":
+            return _fit_closed_form(spec, config, run_dir, info, val)
+        return _train_keras(spec, config, run_dir, info, mix_info, val, resuming, opts,
+                            checkpoint_every, log_every, patience, distribute)
+    except BaseException:
+        # a run that this call created and that has nothing worth keeping goes away
+        if created and os.path.isdir(run_dir) and not checkpoint.listing(
+                os.path.join(run_dir, "checkpoints")):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def survey_cols(path, needed, config):
@@ -416,10 +428,8 @@ def _train_keras(spec, config, run_dir, info, mix_info, val, resuming, opts, che
     scope = _strategy(distribute)
     with scope:
         model = spec.build(config)
-        if not resuming or not checkpoint.listing(ckpt_dir):
-            _init_from(model, opts.get("init_from"), opts.get("freeze_until"))
-        elif opts.get("freeze_until"):
-            _init_from(model, None, opts.get("freeze_until"))
+        fresh = not resuming or not checkpoint.listing(ckpt_dir)  # else weights come from there
+        _init_from(model, tr.get("init_from") if fresh else None, tr.get("freeze_until"))
         variables = _variables(model)
         state = checkpoint.restore(ckpt_dir, variables) if resuming else None
     start = state["step"] if state else 0

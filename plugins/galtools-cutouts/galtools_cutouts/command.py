@@ -28,10 +28,13 @@ from galtools import options
               help="PSF FWHM in pixels for star flags (default: estimated from the image).")
 @click.option("--keep-edge", is_flag=True,
               help="Keep stamps that cross the image edge (zero-filled; see label 'inside').")
+@click.option("--preview", metavar="PNG",
+              help="Also write the whole image with a circle on every source (green: cut, "
+              "red: stars dropped, grey: dropped at the edge).")
 @options.compression
 @options.common
 def cutouts(image, output, overwrite, hdf, size, min_area, nsigma, box_size, no_deblend,
-            exclude_stars, star_fwhm, keep_edge, compression):
+            exclude_stars, star_fwhm, keep_edge, preview, compression):
     """Detect the sources of IMAGE (FITS, PNG, JPEG) by image segmentation — background and
     RMS maps, a threshold of NSIGMA × RMS, at least MIN_AREA pixels, deblending — and write a
     stamp of each to OUT, background-subtracted, with labels x, y (centroid, pixels), area,
@@ -54,5 +57,5 @@ def cutouts(image, output, overwrite, hdf, size, min_area, nsigma, box_size, no_
         image, output, options.provenance(inputs), size=size, min_area=min_area, nsigma=nsigma,
         deblend=not no_deblend, exclude_stars=exclude_stars, keep_edge=keep_edge,
         star_fwhm=star_fwhm, box_size=box_size, overwrite=overwrite, compression=compression,
-        hdf=hdf)
+        hdf=hdf, preview=preview)
     say(f"{found} sources detected, {written} stamps {size}×{size} → {output}")

@@ -169,14 +169,13 @@ def star_flags(table, star_fwhm=None):
     (a plateau at the image maximum), or thin spikes.
 
     The PSF size is ``star_fwhm`` (pixels) or, by default, the 10th percentile of the FWHM of
-    the brighter half of the sources (the compact end of the population).
+    all sources: the compact end of the population, where unresolved objects sit.
     """
     fwhm, ell = table["fwhm"], table["ellipticity"]
     if fwhm.size == 0:
         return np.zeros(0, bool)
     if star_fwhm is None:
-        bright = table["flux"] >= np.median(table["flux"])
-        star_fwhm = np.percentile(fwhm[bright], 10) if bright.any() else np.min(fwhm)
+        star_fwhm = np.percentile(fwhm, 10)
     compact = (fwhm <= 1.25 * star_fwhm) & (ell < 0.2)
     spike = (ell > 0.85) & (table["semiminor"] < 1.0)
     saturated = np.asarray(table.get("saturated", False)) & (ell < 0.2)
@@ -203,16 +202,45 @@ def cut(image, x, y, size):
     return out, inside
 
 
+def save_preview(path, image, table, kept, overwrite=False, inputs=()):
+    """A PNG of the whole image with a circle (radius ≈ FWHM) on every detected source:
+    green for sources cut, red for stars dropped, grey for other dropped (at the edge)."""
+    from PIL import Image, ImageDraw
+
+    from galtools.arrayfile import AtomicPath
+    from galtools.montage import stretch, to_rgb
+
+    shown = to_rgb(stretch(image[None], "asinh"))[0]
+    pixels = (np.clip(shown, 0, 1) * 255 + 0.5).astype(np.uint8)
+    img = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).convert("RGB")
+    draw = ImageDraw.Draw(img)
+    for k in range(len(table["x"])):
+        x, y = float(table["x"][k]), float(table["y"][k])
+        r = max(4.0, float(table["fwhm"][k]))
+        colour = (0, 220, 0) if kept[k] else (
+            (230, 40, 40) if table["is_star"][k] else (160, 160, 160))
+        draw.ellipse([x - r, y - r, x + r, y + r], outline=colour)
+    target = AtomicPath(path, overwrite, inputs, suffix=".png")
+    try:
+        img.save(target.tmp, format="PNG")
+    except BaseException:
+        target.abort()
+        raise
+    target.commit()
+
+
 def make_cutouts(path, output, entry, size=64, min_area=20, nsigma=3.0, deblend=True,
                  exclude_stars=False, keep_edge=False, star_fwhm=None, box_size=64,
-                 overwrite=False, compression=None, hdf=False, chunk=1024):
-    """Detect sources in ``path`` (or the scikit-image HDF) and write their stamps; returns
-    (stamps written, sources detected)."""
+                 overwrite=False, compression=None, hdf=False, chunk=1024, preview=None):
+    """Detect sources in ``path`` (or the scikit-image HDF) and write their stamps (and a
+    ``preview`` PNG of the image with the stamp boxes); returns (stamps written, detected)."""
     from galtools.arrayfile import GalaxyWriter, check_output
     from galtools.meta import new_meta
 
     inputs = [] if hdf else [path]
     check_output(output, overwrite, inputs)
+    if preview:
+        check_output(preview, overwrite, inputs)
     if hdf:
         image, bands = hubble_deep_field()
         scale, name = None, "hdf"
@@ -260,4 +288,6 @@ def make_cutouts(path, output, entry, size=64, min_area=20, nsigma=3.0, deblend=
                     np.int64 if key == "segment" else np.float32))
             batch["inside"] = inside.astype(np.float32)
             writer.append(batch)
+        if preview:
+            save_preview(preview, subtracted, table, keep, overwrite, inputs)
     return rows.size, found

@@ -195,7 +195,11 @@ class Renderer:
         slot = _slots(obj)
         for s in range(int(slot.max()) + 1 if slot.size else 0):
             rows = np.flatnonzero(slot == s)
-            out[obj[rows]] += images[rows][..., None] * sed[rows][:, None, None, :]
+            part = images[rows][..., None] * sed[rows][:, None, None, :]
+            if s == 0:
+                out[obj[rows]] = part
+            else:
+                out[obj[rows]] += part
         return out
 
 

@@ -25,6 +25,25 @@ FLOAT_LABELS = (
     "merger_flux_ratio",
 )
 DEFAULT_SERSIC_GRID = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0)
+LABEL_DOCS = {
+    "kind": "object kind (codes: meta classes)",
+    "is_galaxy": "1 for disk, elliptical and merger",
+    "artifact": "artifact type, 0 = none (codes: meta classes)",
+    "inclination": "disk inclination, degrees (0 = face-on)",
+    "position_angle": "major axis angle from the +x (column) axis towards +y, degrees",
+    "axis_ratio": "projected axis ratio: cos(inclination) for disks, b/a for ellipticals",
+    "disk_hlr": "disk half-light radius (face-on), arcsec",
+    "bulge_hlr": "bulge (or elliptical) half-light radius, arcsec",
+    "bulge_n": "Sérsic index of the bulge or elliptical",
+    "bulge_fraction": "bulge share of the reference-band flux",
+    "flux": "total flux in the reference (middle) band, counts",
+    "psf_fwhm": "PSF FWHM, arcsec",
+    "snr": "matched-filter S/N of the noiseless image, all bands",
+    "x_offset": "centre offset from the stamp centre along x (columns), pixels",
+    "y_offset": "centre offset from the stamp centre along y (rows), pixels",
+    "merger_separation": "distance between the two galaxies of a merger, arcsec",
+    "merger_flux_ratio": "flux of the second galaxy over the first",
+}
 
 
 @dataclass
@@ -155,7 +174,8 @@ def _galaxy(rng, cfg, comps, obj, pos, flux, dx, dy, elliptical=False):
               hlr=bulge_hlr[has_bulge], q=q_bulge[has_bulge], theta=pa[has_bulge],
               dx=dx[has_bulge], dy=dy[has_bulge])
     return {"position_angle": pa, "axis_ratio": np.cos(inc), "inclination": inc,
-            "disk_hlr": disk_hlr, "bulge_hlr": bulge_hlr, "bulge_n": n, "bulge_fraction": bf}
+            "disk_hlr": disk_hlr, "bulge_hlr": np.where(has_bulge, bulge_hlr, np.nan),
+            "bulge_n": np.where(has_bulge, n, np.nan), "bulge_fraction": bf}
 
 
 def make_chunk(cfg, index, renderer, start=0, stop=None):
@@ -213,7 +233,7 @@ def make_chunk(cfg, index, renderer, start=0, stop=None):
     flux[sat] = star_flux[rows.size:]
     target = renderer.draw(comps.table(), psf_fwhm, nb)
     _artifacts(rng, cfg, target, artifact, flux, psf_fwhm, pos)
-    image, snr = _noise(rng, cfg, target)
+    image, snr = _noise(rng, cfg, target, np.flatnonzero(edge))
     labels["snr"] = snr
     labels["flux"] = flux
     labels["psf_fwhm"] = psf_fwhm
@@ -278,29 +298,38 @@ def _artifacts(rng, cfg, target, artifact, flux, psf_fwhm, pos):
             img[:, size - cut:] = np.nan
 
 
-def _noise(rng, cfg, target):
+def _noise(rng, cfg, target, cut_rows=()):
     """Sky-subtracted noisy images and matched-filter S/N summed over bands.
 
     Poisson noise of sky + source plus Gaussian read noise; where the expected count is large
     (sky ≥ 30) Poisson is drawn in its Gaussian limit, otherwise exactly.  Pixels beyond an
-    edge cut (NaN in the target) are 0 in both image and target.
+    edge cut (NaN in the target rows ``cut_rows``) are 0 in both image and target.
     """
-    missing = np.isnan(target)
-    np.nan_to_num(target, copy=False, nan=0.0)
-    lam = target + np.float32(cfg.sky)
-    np.maximum(lam, 0, out=lam)
-    var = lam + np.float32(cfg.read_noise ** 2)
+    cut_rows = np.asarray(cut_rows, int)
+    missing = None
+    if cut_rows.size:
+        sub = target[cut_rows]
+        missing = np.isnan(sub)
+        sub[missing] = 0.0
+        target[cut_rows] = sub
+    var = np.maximum(target, 0)
+    var += np.float32(cfg.sky + cfg.read_noise ** 2)
     if cfg.sky >= 30:
-        noise = rng.standard_normal(target.shape, dtype=np.float32)
-        image = target + noise * np.sqrt(var)
+        image = rng.standard_normal(target.shape, dtype=np.float32)
+        image *= np.sqrt(var)
+        image += target
     else:
-        image = (rng.poisson(lam).astype(np.float32) - np.float32(cfg.sky)
-                 + np.float32(cfg.read_noise) * rng.standard_normal(target.shape,
-                                                                    dtype=np.float32))
-    image[missing] = 0.0
-    target[missing] = 0.0
-    snr = np.sqrt(np.sum(target.astype(np.float64) ** 2 / var, axis=(1, 2, 3)))
-    return image.astype(np.float32), snr
+        lam = np.maximum(target, 0) + np.float32(cfg.sky)
+        image = rng.poisson(lam).astype(np.float32)
+        image -= np.float32(cfg.sky)
+        image += np.float32(cfg.read_noise) * rng.standard_normal(target.shape,
+                                                                  dtype=np.float32)
+    if missing is not None:
+        sub = image[cut_rows]
+        sub[missing] = 0.0
+        image[cut_rows] = sub
+    snr = np.sqrt(np.einsum("bhwc,bhwc->b", target, target / var, dtype=np.float64))
+    return image, snr
 
 
 def _tables(cfg):
@@ -360,7 +389,7 @@ def meta_for(cfg, entry):
         simulation={"generator": "galtools-galsim", "sky": cfg.sky,
                     "read_noise": cfg.read_noise, "psf": cfg.psf,
                     "moffat_beta": cfg.moffat_beta, "sersic_grid": list(cfg.sersic_grid),
-                    "angles": "degrees", "sizes": "arcsec", "offsets": "pixels"},
+                    "labels": LABEL_DOCS},
     )
 
 
