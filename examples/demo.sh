@@ -12,9 +12,9 @@ set -euo pipefail
 SCALE=${SCALE:-1}
 D=${DEMO_DIR:-demo}
 SIZE=${SIZE:-32}                 # stamp side used for training (pixels)
-N_TRAIN=$((4000 * SCALE))        # simulated disks for the inclination regressor
-N_HELD=$((600 * SCALE))          # held-out disks (another seed)
-N_KINDS=$((2000 * SCALE))        # mixed kinds for the classifier and GANs
+N_TRAIN=${N_TRAIN:-$((4000 * SCALE))}        # simulated disks for the inclination regressor
+N_HELD=${N_HELD:-$((600 * SCALE))}          # held-out disks (another seed)
+N_KINDS=${N_KINDS:-$((2000 * SCALE))}        # mixed kinds for the classifier and GANs
 PASSES=$((2 * SCALE))
 export PYTHONWARNINGS=ignore TF_CPP_MIN_LOG_LEVEL=3
 
@@ -97,10 +97,10 @@ run galprep train-batch "$D/prep/split/train_000.h5" --model cgan \
 run galprep generate "$D/runs/cgan" --conditions-from "$D/prep/split/test_000.h5" --seed 1 \
     --montage "$D/pictures/cgan.png" -q -o "$D/results/cgan_generated.h5"
 run galprep metrics "$D/prep/split/test_000.h5" "$D/results/generated.h5" --power --morph \
-    --fid --kid --features "run:$D/runs/vgg" --kid-subset-size 200 --kid-subsets 50 \
+    --fid --kid --features "run:$D/runs/vgg" --kid-subsets 50 \
     --plots "$D/pictures/metrics" -q -o "$D/results/metrics_dcgan.json"
 run galprep metrics "$D/prep/split/test_000.h5" "$D/prep/heldout.h5" --power --morph \
-    --fid --kid --features "run:$D/runs/vgg" --kid-subset-size 200 --kid-subsets 50 \
+    --fid --kid --features "run:$D/runs/vgg" --kid-subsets 50 \
     -q -o "$D/results/metrics_real_vs_real.json"
 
 # ------------------------------------------------------------------ 6. denoising

@@ -39,6 +39,8 @@ def main():
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--arch", default="small")
+    ap.add_argument("--patience", type=int, default=6,
+                    help="halve the learning rate after this many file visits without progress")
     args = ap.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.makedirs(args.workdir, exist_ok=True)
@@ -64,7 +66,7 @@ def main():
     galprep("train-batch", *batches, "-o", run, "--model", "vgg", "--arch", args.arch,
             "--target", "inclination", "--target-range", "45,90", "--val", val,
             "--passes", args.passes, "--batch-size", args.batch_size, "--lr", args.lr,
-            "--patience", "3", "--seed", 1)
+            "--patience", args.patience, "--seed", 1)
     t_train = time.time() - t1
 
     from galtools.arrayfile import read_galaxies

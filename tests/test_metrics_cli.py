@@ -220,3 +220,21 @@ def test_usage_errors(galprep, two_sets, tmp_path):
     assert galprep("metrics", a, "--morph", "-o", tmp_path / "t.h5", "--plots", "p").code == 2
     r = galprep("metrics", a, "--fid", "-o", tmp_path / "t.json")
     assert r.code == 1 and "compare two sets" in r.stderr
+
+
+def test_one_input_from_stdin(galprep, two_sets, tmp_path):
+    import io
+
+    from galtools.arrayfile import read_galaxies
+
+    a, b = two_sets
+    batch, _ = read_galaxies(a)
+    buf = io.BytesIO()
+    np.savez(buf, images=batch["images"], meta=np.array(json.dumps(new_meta(bands=list("gri")))))
+    r = galprep("metrics", "-", b, "-o", tmp_path / "r.json", "--power", input=buf.getvalue())
+    assert r.code == 0, r.stderr
+    ref = galprep("metrics", a, b, "-o", tmp_path / "ref.json", "--power")
+    assert ref.code == 0
+    got = report_of(tmp_path / "r.json")["metrics"]["power"]["mean_wasserstein"]
+    assert got == pytest.approx(report_of(tmp_path / "ref.json")["metrics"]["power"][
+        "mean_wasserstein"])

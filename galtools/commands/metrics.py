@@ -48,10 +48,7 @@ def metrics(paths, output, overwrite, fid, kid, power, morph, extra, all_, featu
     """Compare REAL and OTHER (galaxy array files) with FID/KID on network features, power
     spectra and morphology, and write a JSON report recording every setting next to each
     number; or measure one FILE and write its per-galaxy table (.h5/.csv) or summary (.json)."""
-    import os
-
     from galtools.metrics import available
-    from galtools.progress import say
 
     if len(paths) > 2:
         raise click.UsageError("give REAL and OTHER, or one FILE")
@@ -67,6 +64,19 @@ def metrics(paths, output, overwrite, fid, kid, power, morph, extra, all_, featu
                   kid_subset_size=kid_subset_size, seed=seed, band=band, engine=engine,
                   nsigma=nsigma, chunk_size=chunk_size)
     history = options.provenance(list(paths))
+    if paths.count("-") > 1:
+        raise click.UsageError("only one input can be '-' (stdin)")
+    from galtools.metrics.report import spooled_stdin
+
+    with spooled_stdin(paths) as paths:
+        _run(paths, output, overwrite, plots, shard, names, history, common)
+
+
+def _run(paths, output, overwrite, plots, shard, names, history, common):
+    import os
+
+    from galtools.progress import say
+
     if len(paths) == 2:
         from galtools.metrics.report import run_compare
 

@@ -55,7 +55,8 @@ def fid(features_a, features_b):
 
     With fewer samples than dimensions the covariances have rank < N and the trace term is
     computed in sample space: tr (S_a S_b)^½ is the nuclear norm of X_a X_bᵀ / √((N_a-1)(N_b-1))
-    for the centred features X (same value; its singular values from one N×N symmetric eigen-problem instead of two D×D ones).
+    for the centred features X: the same value from one N×N symmetric eigen-problem instead of
+    two D×D ones.
     """
     a, b = _check(features_a, features_b)
     if max(len(a), len(b)) >= a.shape[1]:

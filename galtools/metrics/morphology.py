@@ -10,13 +10,15 @@ the centre.  Every step runs in numpy over the whole chunk (N×H×W) at once:
   the asymmetry centre, SExtractor regularisation); flux within 2 r_petro;
 - aperture photometry by growth curves: every pixel is a linear ramp over its projected width
   ``|∂a/∂x| + |∂a/∂y|`` in the aperture's radius ``a`` (circle or ellipse), so the flux and area
-  inside any radius come from one sort per stamp and cumulative sums (no per-radius loop);
+  inside any radius come from cumulative sums over 0.1-px bins of ``a`` (two ``bincount`` per
+  quantity, exact at bin edges; no per-radius loop); radii below 5 px are refined on 4×4
+  sub-pixels of the central 13×13 pixels;
 - Petrosian radius (η = 0.2, annulus width 1 px; circular, and elliptical for the Gini
   segmap), r20, r50 (= half-light radius), r80 within 1.5 r_petro, C = 5 log10(r80/r20);
-- asymmetry A with centre optimisation: a grid of centres on the half-pixel lattice
-  (exact 180° rotations) around the centroid, re-centred while the best lies on the grid's
-  edge, refined by a quadratic fit and one bilinear rotation; sky term from background pixel
-  pairs;
+- asymmetry A with centre optimisation (aperture 1.5 × the Petrosian radius about the centroid,
+  from a cheaper growth curve of pixel centres): a compass search from the centroid, steps
+  0.5 → 1/32 px, each step evaluating all stamps at once with bilinear 180° rotations made of
+  four block copies on a crop around each galaxy; sky term from pairs of background pixels;
 - Gini and M20 on statmorph's Gini segmap (image smoothed by 0.2 r_petro,ellip, threshold =
   mean in the elliptical annulus at r_petro,ellip); smoothness S (boxcar 0.25 r_petro, annulus
   0.25–1.5 r_petro, background term from pixels outside the segment).
@@ -72,6 +74,7 @@ PROPERTIES = ("gini", "m20", "concentration", "asymmetry", "smoothness", "r50", 
               "ellipticity", "orientation", "flux")
 
 ETA = 0.2
+SUBCHUNK = 256  # stamps measured at once by the metric (memory ~ 40 float64 copies of them)
 STEP = 0.1  # bin width of the growth curves (px)
 
 
@@ -85,7 +88,7 @@ class Profile:
     (None: circles).  Each pixel is a ramp over its projected width in ``a``.
     """
 
-    def __init__(self, values, xc, yc, elong=None, theta=None):
+    def __init__(self, values, xc, yc, elong=None, theta=None, ramp=True):
         n, h, w, v = values.shape
         y, x = np.mgrid[0:h, 0:w].astype(np.float64)
         dx = x[None] - xc[:, None, None]
@@ -110,11 +113,17 @@ class Profile:
         self.n, self.v = n, v
         self.top = float(a.max()) + 2.0
         self.nbins = int(np.ceil((self.top + 1.0) / STEP)) + 2
-        self._parts = [self._prepare(a - width / 2, weights, 1.0),
-                       self._prepare(a + width / 2, weights, -1.0)]
+        if ramp:
+            self._parts = [self._prepare(a - width / 2, weights, 1.0),
+                           self._prepare(a + width / 2, weights, -1.0)]
+        else:  # pixels as points at their centres: 4× cheaper, ±0.5 px coarser
+            self._parts = [self._prepare(a, [wk * width for wk in weights], 1.0,
+                                         points=True)]
 
-    def _prepare(self, starts, weights, sign):
-        """Cumulative sums of weight and weight·start over bins of start: exact at bin edges."""
+    def _prepare(self, starts, weights, sign, points=False):
+        """Cumulative sums of weight and weight·start over bins of start: exact at bin edges.
+
+        ``points``: pixels as points, F(t) = Σ_{a < t} w (returned as c0 with c1 = None)."""
         nb = self.nbins
         idx = np.clip(((starts + 1.0) * (1 / STEP)).astype(np.int64), 0, nb - 1)
         idx += np.arange(self.n)[:, None] * nb
@@ -126,7 +135,11 @@ class Profile:
         for k, wk in enumerate(weights):
             wk = wk.ravel() * sign
             c0[:, 1:, k] = np.bincount(flat, wk, self.n * nb).reshape(self.n, nb)
-            c1[:, 1:, k] = np.bincount(flat, wk * starts, self.n * nb).reshape(self.n, nb)
+            if not points:
+                c1[:, 1:, k] = np.bincount(flat, wk * starts, self.n * nb).reshape(self.n, nb)
+        if points:
+            np.cumsum(c0, axis=1, out=c0)
+            return c0, None
         np.cumsum(c0, axis=1, out=c0)
         np.cumsum(c1, axis=1, out=c1)
         return c0, c1
@@ -141,6 +154,9 @@ class Profile:
         t0 = (k * STEP - 1.0)[..., None]
         total = 0.0
         for c0, c1 in self._parts:
+            if c1 is None:
+                total = total + (1 - frac) * c0[rows, k] + frac * c0[rows, k + 1]
+                continue
             g0 = t0 * c0[rows, k] - c1[rows, k]
             g1 = (t0 + STEP) * c0[rows, k + 1] - c1[rows, k + 1]
             total = total + (1 - frac) * g0 + frac * g1
@@ -586,7 +602,7 @@ def _measure_ok(images, seg, segimg, m0, x, y):
     rmax = np.full(n, diag)
 
     # preliminary Petrosian radius about the centroid (asymmetry aperture)
-    prof0 = Profile(images[..., None], xc, yc)
+    prof0 = Profile(images[..., None], xc, yc, ramp=False)
     rp0, _ = petrosian_radius(prof0, rmax)
 
     # background: pixels outside the (dilated) segment
@@ -758,7 +774,8 @@ class MorphAccumulator:
     def add(self, images):
         x = np.asarray(images)[..., self.band]
         fn = measure_statmorph if self.engine == "statmorph" else measure
-        self.parts.append(fn(x, nsigma=self.nsigma))
+        for start in range(0, len(x), SUBCHUNK):  # bounds the float64 work arrays
+            self.parts.append(fn(x[start:start + SUBCHUNK], nsigma=self.nsigma))
 
     def result(self):
         if not self.parts:

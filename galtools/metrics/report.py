@@ -1,5 +1,6 @@
 """``galprep metrics``: run metrics on one set (per-galaxy table) or two sets (report)."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -9,6 +10,25 @@ import numpy as np
 
 from galtools.errors import GalError
 from galtools.metrics import load_metric
+
+
+@contextlib.contextmanager
+def spooled_stdin(paths):
+    """Inputs with '-' replaced by a temporary copy of stdin (the metrics read files twice)."""
+    if "-" not in paths:
+        yield list(paths)
+        return
+    import sys
+
+    fd, tmp = tempfile.mkstemp(prefix="galprep-metrics-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(sys.stdin.buffer, out, 2**20)
+        if os.path.getsize(tmp) == 0:
+            raise GalError("-: empty input on stdin (expected an npz stream)")
+        yield [tmp if p == "-" else p for p in paths]
+    finally:
+        os.unlink(tmp)
 
 
 def resolve_band(text, bands_a, bands_b=None):
