@@ -139,13 +139,13 @@ R="$D/report.md"
   echo "## 3. Inclination regression (vgg, run \`runs/vgg\`, curves: [curves.png](runs/vgg/curves.png))"
   echo "| set | RMSE (°) | MAE (°) | bias (°) |"
   echo "|---|---|---|---|"
-  echo "| held-out, raw | $(json "$D/results/heldout_raw.json" rmse) | $(json "$D/results/heldout_raw.json" mae) | $(json "$D/results/heldout_raw.json" bias) |"
-  echo "| held-out, bias-corrected | $(json "$D/results/heldout.json" rmse) | $(json "$D/results/heldout.json" mae) | $(json "$D/results/heldout.json" bias) |"
+  echo "| held-out, raw | $(json "$D/results/heldout_raw.json" metrics.rmse) | $(json "$D/results/heldout_raw.json" metrics.mae) | $(json "$D/results/heldout_raw.json" metrics.bias) |"
+  echo "| held-out, bias-corrected | $(json "$D/results/heldout.json" metrics.rmse) | $(json "$D/results/heldout.json" metrics.mae) | $(json "$D/results/heldout.json" metrics.bias) |"
   echo
   echo "Bias fit on the test split: [bias.json](results/bias.json). ![residuals](pictures/heldout_residuals.png)"
   echo
   echo "## 4. Kind classification (cnn-classifier)"
-  echo "Accuracy $(json "$D/results/classifier.json" accuracy), top-2 $(json "$D/results/classifier.json" top_2)."
+  echo "Accuracy $(json "$D/results/classifier.json" metrics.accuracy), top-2 $(json "$D/results/classifier.json" metrics.top_k.2)."
   echo "[confusion.json](results/confusion.json) ![confusion](pictures/confusion.png)"
   echo
   echo "## 5. Generated galaxies"
@@ -155,7 +155,7 @@ R="$D/report.md"
   echo "|---|---|---|---|---|"
   for m in dcgan real_vs_real; do
     f="$D/results/metrics_$m.json"
-    echo "| test vs $m | $(json "$f" fid.value) | $(json "$f" kid.mean) ± $(json "$f" kid.std) | $(json "$f" power.distance.mean) | $(json "$f" morph.distance.gini) |"
+    echo "| test vs $m | $(json "$f" metrics.fid.fid) | $(json "$f" metrics.kid.kid) ± $(json "$f" metrics.kid.kid_std) | $(json "$f" metrics.power.mean_wasserstein) | $(json "$f" metrics.morph.wasserstein.gini) |"
   done
   echo
   echo "Plots: [metrics/](pictures/metrics/)"

@@ -155,12 +155,12 @@ class Augmenter:
         dy, dx = np.where(m_shift, dy, 0.0), np.where(m_shift, dx, 0.0)
         todo = np.flatnonzero(m_rot | m_scale | m_shift)
         step = max(1, 2**19 // (h * w))  # ~30 MB of index/weight arrays per step
+        every = todo.size == n  # then take slices, not copies through fancy indexing
         for s in range(0, todo.size, step):
-            idx = todo[s:s + step]
+            idx = slice(s, min(s + step, n)) if every else todo[s:s + step]
             coords = _affine_coords(h, w, theta[idx], zoom[idx], dy[idx], dx[idx])
             for arr in (x, t) if t is not None else (x,):
-                sub = arr[idx]
-                arr[idx] = _resample(sub, coords, self.fill)
+                arr[idx] = _resample(arr[idx], coords, self.fill)
 
     def _photometric(self, x, rng, dtype):
         n = x.shape[0]
@@ -385,19 +385,49 @@ def read_rows(reader, rows, gap=8):
     return {k: v[inverse] for k, v in data.items()}
 
 
+_READERS = {}
+
+
+def _augment_task(path, rows, key, augmenter):
+    """Read ``rows`` of ``path`` (reader cached per process) and augment them."""
+    from galtools.arrayfile import open_galaxies
+
+    reader = _READERS.get(path)
+    if reader is None:
+        reader = _READERS[path] = open_galaxies(path)
+    batch = read_rows(reader, rows)
+    images, targets = augmenter(batch["images"], batch.get("targets"),
+                                np.random.default_rng(key))
+    batch["images"] = images
+    if targets is not None:
+        batch["targets"] = targets
+    return batch
+
+
+def _close_readers():
+    while _READERS:
+        _READERS.popitem()[1].close()
+
+
 def augment_file(path, output, augmenter, history, *, uniform=None, bins=None, per_bin=None,
                  allow_empty=False, copies=1, batches=None, fmt="h5", seed=0, shard=None,
-                 overwrite=False, compression=None, chunk_size=None):
-    """Augment ``path`` into ``output`` (a file, or a folder of ``batches`` batch files)."""
+                 overwrite=False, compression=None, chunk_size=None, jobs=1):
+    """Augment ``path`` into ``output`` (a file, or a folder of ``batches`` batch files).
+
+    Chunks of the shuffled plan are read and augmented by ``jobs`` worker processes and
+    written in order; chunk ``c`` of output ``k`` draws from ``default_rng([seed, k, c])``,
+    so the result does not depend on ``jobs``.
+    """
     from galtools.arrayfile import GalaxyWriter, check_output, container_of, open_galaxies
     from galtools.meta import derive
     from galtools.options import Shard
+    from galtools.parallel import ordered_map
     from galtools.progress import progress, say
 
     shard = shard or Shard()
     rng = np.random.default_rng(seed)
     bins = None if bins is None else np.asarray(bins, dtype=np.float64)
-    with open_galaxies(path) as reader:
+    with open_galaxies(path) as reader:  # closed before any worker is forked
         if reader.n == 0:
             raise InputError(path, "has no images")
         if uniform:
@@ -410,46 +440,59 @@ def augment_file(path, output, augmenter, history, *, uniform=None, bins=None, p
                 + (f"; {outside} rows outside the bins" if outside else ""))
         else:
             plan = np.repeat(np.arange(reader.n), copies)
-        plan = plan[rng.permutation(plan.size)]
-        info = {"ops": augmenter.describe(), "seed": seed, "rows": int(plan.size)}
-        if uniform:
-            info.update(uniform=uniform, bins=[float(e) for e in bins], per_bin=per_bin)
-        entry = dict(history, augment=info)
-        meta = derive(reader.meta, entry)
-        size = chunk_size or max(1, WORK_BYTES // (int(np.prod(reader.image_shape)) * 4))
-        jobs = []  # (output path, start, stop)
+        image_shape = reader.image_shape
+        meta_in = reader.meta
+    plan = plan[rng.permutation(plan.size)]
+    info = {"ops": augmenter.describe(), "seed": seed, "rows": int(plan.size)}
+    if uniform:
+        info.update(uniform=uniform, bins=[float(e) for e in bins], per_bin=per_bin)
+    meta = derive(meta_in, dict(history, augment=info))
+    size = chunk_size or max(1, WORK_BYTES // (int(np.prod(image_shape)) * 4))
+    parts = []  # (output path, start, stop, key)
+    if batches:
+        for k in shard.select(list(range(batches))):
+            start, stop = Shard(k, batches).bounds(plan.size)
+            parts.append((os.path.join(output, f"batch_{k:03d}.{fmt}"), start, stop, k))
+    else:
+        container_of(output)
+        start, stop = shard.bounds(plan.size)
+        parts.append((shard.output_path(output), start, stop, shard.index))
+    todo = []
+    for out, start, stop, k in parts:
+        if os.path.exists(out) and not overwrite and (batches or shard.count > 1):
+            say(f"{out} exists, skipped")
+            continue
+        if stop <= start:
+            raise GalError(f"{out}: no rows for this part ({plan.size} rows in all)")
         if batches:
             os.makedirs(output, exist_ok=True)
-            for k in shard.select(list(range(batches))):
-                start, stop = Shard(k, batches).bounds(plan.size)
-                jobs.append((os.path.join(output, f"batch_{k:03d}.{fmt}"), start, stop, k))
-        else:
-            container_of(output)
-            start, stop = shard.bounds(plan.size)
-            jobs.append((shard.output_path(output), start, stop, shard.index))
-        todo = []
-        for out, start, stop, k in jobs:
-            if os.path.exists(out) and not overwrite and (batches or shard.count > 1):
-                say(f"{out} exists, skipped")
-                continue
-            check_output(out, overwrite, [path])
-            todo.append((out, start, stop, k))
-        bar = progress(total=sum(j[2] - j[1] for j in todo), desc="augment")
-        written = {}
-        for out, start, stop, k in todo:
-            if stop <= start:
-                raise GalError(f"{out}: no rows for this part ({plan.size} rows in all)")
-            with GalaxyWriter(out, meta, overwrite, compression, inputs=[path]) as writer:
-                for c, s in enumerate(range(start, stop, size)):
-                    rows = plan[s:min(s + size, stop)]
-                    batch = read_rows(reader, rows)
-                    crng = np.random.default_rng([seed, k, c])
-                    batch["images"], targets = augmenter(batch["images"], batch.get("targets"),
-                                                         crng)
-                    if targets is not None:
-                        batch["targets"] = targets
-                    writer.append(batch)
-                    bar.update(rows.size)
-            written[out] = int(stop - start)
+        check_output(out, overwrite, [path])
+        todo.append((out, start, stop, k))
+    tasks, owner = [], []
+    for i, (_, start, stop, k) in enumerate(todo):
+        for c, s in enumerate(range(start, stop, size)):
+            tasks.append((path, plan[s:min(s + size, stop)], [seed, k, c], augmenter))
+            owner.append(i)
+    bar = progress(total=sum(j[2] - j[1] for j in todo), desc="augment")
+    written, writer, current = {}, None, None
+    try:
+        for i, batch in zip(owner, ordered_map(_augment_task, tasks, jobs)):
+            if i != current:
+                if writer is not None:
+                    writer.close()
+                    written[writer.path] = writer.n
+                writer, current = GalaxyWriter(todo[i][0], meta, overwrite, compression,
+                                               inputs=[path]), i
+            writer.append(batch)
+            bar.update(len(batch["images"]))
+        if writer is not None:
+            writer.close()
+            written[writer.path] = writer.n
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    finally:
         bar.close()
-        return written
+        _close_readers()
+    return written

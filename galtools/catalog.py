@@ -29,13 +29,15 @@ def id_text(stem, pattern=None):
 
 
 def normalise_id(value, pattern=None):
-    """A catalog id as text comparable with :func:`image_id` (44182.0 → '44182')."""
+    """An id as comparable text, for catalog cells and file names alike: the id found by
+    :func:`image_id`, with leading zeros dropped from numeric ids (44182.0, '044182' and
+    'PGC44182' all give '44182')."""
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         value = int(value)
     text = str(value).strip()
-    if text.isdigit():
-        return str(int(text))
-    return image_id(text, pattern)
+    if not text.isdigit():
+        text = image_id(text, pattern)
+    return str(int(text)) if text.isdigit() else text
 
 
 def _read_table(path):

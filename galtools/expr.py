@@ -213,8 +213,8 @@ def _show(tree):
 def evaluate(text, columns_of, n, path="input"):
     """Boolean mask of length ``n`` where ``text`` holds.
 
-    ``columns_of(names)`` returns {name: array} for the columns the expression uses;
-    ``available`` names are checked first so an unknown column is a clear error.
+    ``columns_of(names)`` returns {name: array} for the columns the expression uses (and
+    raises a clear error for an unknown one).
     """
     tree = parse(text)
     return evaluate_tree(tree, columns_of, n, path)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from galtools.catalog import id_text, image_id
+from galtools.catalog import id_text, normalise_id
 from galtools.errors import InputError
 
 FITS_SUFFIXES = (".fits.gz", ".fits", ".fit", ".fts")
@@ -127,7 +127,7 @@ def group_files(paths, id_pattern=None):
         group_key = os.path.join(os.path.dirname(path), key)
         item = items.get(group_key)
         if item is None:
-            item = items[group_key] = Item(key, image_id(key, id_pattern),
+            item = items[group_key] = Item(key, normalise_id(key, id_pattern),
                                            name=id_text(key, id_pattern))
         item.files.append((path, token))
     return [items[k] for k in sorted(items)], bad

@@ -1,5 +1,16 @@
 """Ordered parallel map over chunks of work with a bounded number of chunks in flight."""
 
+import signal
+
+
+def _worker_init():
+    # galprep's SIGTERM handler (raise SystemExit to clean up temporary outputs) is inherited
+    # through fork; in a pool worker it would unwind inside the pool's queue locks when the
+    # pool is terminated.  Workers own no outputs: let SIGTERM end them at once, and leave
+    # Ctrl-C to the parent.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
 
 def ordered_map(fn, tasks, jobs=1, window=None):
     """Yield ``fn(*task)`` for every task, in order.
@@ -16,7 +27,8 @@ def ordered_map(fn, tasks, jobs=1, window=None):
     import multiprocessing as mp
 
     window = window or 2 * jobs
-    pool = mp.get_context("fork").Pool(min(jobs, len(tasks)))
+    pool = mp.get_context("fork").Pool(min(jobs, len(tasks)), initializer=_worker_init)
+    finished = False
     try:
         pending, nxt = [], 0
         while nxt < len(tasks) or pending:
@@ -24,7 +36,10 @@ def ordered_map(fn, tasks, jobs=1, window=None):
                 pending.append(pool.apply_async(fn, tasks[nxt]))
                 nxt += 1
             yield pending.pop(0).get()
-        pool.close()
+        finished = True
     finally:
-        pool.terminate()
+        if finished:
+            pool.close()
+        else:
+            pool.terminate()
         pool.join()

@@ -217,7 +217,7 @@ def prepare(inputs, output, decode, history, *, catalog=None, id_column=None,
         say(f"skipped {len(skipped)} unreadable file(s); list in {report_path}")
     summary = {"output": out, "images": writer.n, "skipped": len(skipped),
                "bands": first[2], "shape": list(first[1])}
-    summary.update(report)
+    summary["catalog"] = report
     return summary
 
 

@@ -196,3 +196,17 @@ def test_resampling_matches_scipy(fill, mode):
         for c in range(2):
             ref = ndimage.map_coordinates(x[k, ..., c], coords[:, k], order=1, mode=mode)
             assert np.allclose(out[k, ..., c], ref, atol=1e-4), (fill, k, c)
+
+
+def test_jobs_do_not_change_the_result(galprep, tmp_path):
+    src = source(tmp_path / "s.h5", n=15)
+    outs = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"j{jobs}.h5"
+        r = galprep("augment", src, "-o", out, "--copies", "2", "--rotate", "0:360",
+                    "--noise", "0:1", "--chunk-size", "4", "-j", jobs, "--seed", "5")
+        assert r.code == 0, r.stderr
+        outs.append(read_galaxies(out)[0])
+    assert np.array_equal(outs[0]["images"], outs[1]["images"])
+    assert np.array_equal(outs[0]["targets"], outs[1]["targets"])
+    assert np.array_equal(outs[0]["ids"], outs[1]["ids"])

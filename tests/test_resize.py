@@ -348,3 +348,49 @@ def test_help_is_light(tool):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert "HEAVY []" in out and "Usage" in out
+
+
+def test_error_in_a_worker_stops_cleanly(galprep, tmp_path):
+    folder = composites(tmp_path / "img", n=8)
+    (folder / "pgc150_gri.jpg").write_bytes(b"")
+    for _ in range(3):
+        _bad(galprep, tmp_path, "resize", folder, "--size", "4", "-j", "2", "--chunk-size", "1",
+             expect="pgc150_gri.jpg")
+
+
+def test_sharded_catalog_run_reports_its_own_count(galprep, tmp_path):
+    folder = composites(tmp_path / "img", n=5)
+    cat = catalog(tmp_path / "cat.csv", range(100, 105))
+    r = galprep("resize", folder, "-o", tmp_path / "s.h5", "--size", "4", "--catalog", cat,
+                "--shard", "1/2")
+    assert r.code == 0 and "5 of 5 images matched" in r.stderr
+    assert "3 images 4×4×3" in r.stderr
+    assert read_galaxies(tmp_path / "s.shard001-of-002.h5")[0]["images"].shape[0] == 3
+
+
+def test_fits_catalog_custom_id_pattern_and_column(galprep, tmp_path):
+    from astropy.table import Table
+
+    folder = tmp_path / "ngc"
+    folder.mkdir()
+    for k, name in enumerate(("NGC0001", "NGC0007", "NGC0100")):
+        Image.fromarray(np.full((8, 8), k, np.uint8)).save(folder / f"{name}_cutout_g.png")
+    cat = tmp_path / "cat.fits"
+    Table({"objname": ["NGC0100", "NGC0001", "NGC0007", "NGC0999"],
+           "t_type": [5.0, 3.0, -2.0, 1.0]}).write(cat)
+    out = tmp_path / "o.h5"
+    r = galprep("resize", folder, "-o", out, "--size", "4", "--catalog", cat,
+                "--id-column", "objname", "--id-pattern", r"(NGC\d+)", "--require-labels")
+    assert r.code == 0, r.stderr
+    batch, meta = read_galaxies(out)
+    assert list(batch["ids"]) == ["NGC0001", "NGC0007", "NGC0100"]
+    assert batch["t_type"].tolist() == [3.0, -2.0, 5.0] and meta["bands"] == ["g"]
+    assert "1 rows without an image" in r.stderr
+
+
+def test_to_folder_leaves_nothing_on_error(galprep, tmp_path):
+    folder = composites(tmp_path / "img", n=3)
+    (folder / "pgc7_gri.jpg").write_bytes(b"garbage")
+    r = galprep("resize", folder, "--to-folder", tmp_path / "small", "--size", "4", "-j", "1")
+    assert r.code == 1 and "pgc7_gri.jpg" in r.stderr
+    assert sorted(os.listdir(tmp_path)) == ["img"]

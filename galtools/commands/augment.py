@@ -70,14 +70,16 @@ def op_options(f):
               help="Write K shuffled batch files OUT/batch_000.h5 … instead of one file.")
 @click.option("--format", "fmt", type=click.Choice(["h5", "npz"]), default="h5",
               show_default=True, help="Container of --batches files.")
+@options.jobs
 @options.seed
 @options.shard
 @options.overwrite
 @options.compression
-@options.chunk_size()
+@click.option("--chunk-size", type=click.IntRange(min=1), default=None,
+              help="Images augmented at once (default: ~16 MB of them as float32).")
 @options.common
 def augment(path, output, fill, uniform, bins, per_bin, allow_empty_bins, copies, batches,
-            fmt, seed, shard, overwrite, compression, chunk_size, **ops):
+            fmt, jobs, seed, shard, overwrite, compression, chunk_size, **ops):
     """Augment the images of FILE into OUT, chunk by chunk, with seeded random parameters.
     Labels and ids travel with the images; targets get the same geometric transforms.
 
@@ -102,7 +104,7 @@ def augment(path, output, fill, uniform, bins, per_bin, allow_empty_bins, copies
         path, output, Augmenter(chosen, fill), options.provenance([path]), uniform=uniform,
         bins=bins, per_bin=per_bin, allow_empty=allow_empty_bins, copies=copies,
         batches=batches, fmt=fmt, seed=seed, shard=shard, overwrite=overwrite,
-        compression=compression, chunk_size=chunk_size,
+        compression=compression, chunk_size=chunk_size, jobs=options.n_jobs(jobs),
     )
     for out, rows in written.items():
         say(f"{out}: {rows} images")

@@ -45,6 +45,18 @@ def _labels(ctx, param, value):
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _regex(ctx, param, value):
+    if value is None:
+        return None
+    import re
+
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise click.BadParameter(f"not a regular expression ({exc})") from None
+    return value
+
+
 def image_options(f):
     """Options shared by resize and compress: bands, catalog, folder output, workers."""
     decorators = [
@@ -59,7 +71,7 @@ def image_options(f):
                      help="Label catalog: CSV, '|'-delimited text or FITS table."),
         click.option("--id-column", metavar="COL",
                      help="Catalog id column (default: pgc/id/name, else the first)."),
-        click.option("--id-pattern", metavar="REGEX",
+        click.option("--id-pattern", metavar="REGEX", callback=_regex,
                      help="Regex whose first group is an image's id (default: the digits "
                      "after 'pgc', else the file stem)."),
         click.option("--labels", callback=_labels, metavar="COLS",
@@ -69,7 +81,8 @@ def image_options(f):
         click.option("--skip-bad", is_flag=True,
                      help="Skip unreadable files; list them in OUT.skipped.csv."),
         options.jobs,
-        options.chunk_size(),
+        click.option("--chunk-size", type=click.IntRange(min=1), default=None,
+                     help="Objects per worker task and per written chunk (default: 64)."),
         options.overwrite,
         options.compression,
     ]
@@ -91,6 +104,8 @@ def run_prepare(inputs, output, to_folder, fmt, geometry, bands, nan_fill, dtype
 
     if bool(output) == bool(to_folder):
         raise click.UsageError("give exactly one of -o/--output and --to-folder")
+    if not catalog and (id_column or labels or require_labels):
+        raise click.UsageError("--id-column/--labels/--require-labels need --catalog")
     if dtype is None:
         import glob
 

@@ -337,9 +337,12 @@ class Producer:
                 if self.stop.is_set():
                     return
                 if cache[:2] != (path, rows):
-                    reader = readers.get(path)
+                    reader = readers.pop(path, None)
                     if reader is None:
-                        reader = readers[path] = open_galaxies(path)
+                        if len(readers) >= 2:  # many batch files: keep few handles open
+                            readers.pop(next(iter(readers))).close()
+                        reader = open_galaxies(path)
+                    readers[path] = reader  # most recently used last
                     cache = (path, rows, reader.read(rows[0], rows[1], self.fields))
                 batch = {k: v[order] for k, v in cache[2].items()}
                 x, y = xy(batch, self.config, path)
