@@ -236,6 +236,9 @@ class Run:
             return np.asarray(self.spec.features(self, x))
         key = "_features"
         if key not in self._models:
+            from galtools.models import quiet_tensorflow
+
+            quiet_tensorflow()
             import keras
 
             base = self.discriminator() if self.task == "gan" else self.keras_model()

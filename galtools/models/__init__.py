@@ -82,8 +82,34 @@ def save_keras(model, path):
 
 
 def quiet_tensorflow():
-    """Silence TensorFlow's C++ start-up chatter unless the user asked for it."""
+    """Import TensorFlow/Keras without their C++ start-up chatter (unless -vv).
+
+    TF 2.21 logs oneDNN/CUDA notices through absl before any Python setting applies
+    (TF_CPP_MIN_LOG_LEVEL no longer hides them), so stderr's file descriptor is pointed at
+    /dev/null for the duration of the first import.  Python exceptions still propagate.
+    """
+    import sys
+
+    from galtools.options import state
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "keras" in sys.modules or state.verbose >= 2:
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (embedded use): import as is
+        import keras  # noqa: F401
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow  # noqa: F401
+        import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def load_keras(path):

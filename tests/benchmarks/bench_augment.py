@@ -81,6 +81,8 @@ with h5py.File(out, "w") as f:
     f["inclination"] = np.array(labels)
 """
 
+# Peak RSS of galprep (VmHWM: ru_maxrss would include the benchmark process's own peak,
+# which Linux carries over the fork+exec that starts the command) and of its workers.
 PEAK = r"""
 import resource, sys
 from galtools.cli import main
@@ -88,8 +90,9 @@ try:
     main(sys.argv[1:])
 except SystemExit as exc:
     code = exc.code
-print("PEAK", max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                 resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss), code)
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status")
+           if line.startswith("VmHWM"))
+print("PEAK", max(hwm, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss), code)
 """
 
 

@@ -29,7 +29,9 @@ try:
     main(sys.argv[1:])
 except SystemExit as exc:
     code = exc.code
-self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# VmHWM, not ru_maxrss: Linux carries the peak of the launching process over fork+exec
+self_kb = next(int(line.split()[1]) for line in open("/proc/self/status")
+               if line.startswith("VmHWM"))
 child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 print("PEAK", self_kb, child_kb, code)
 """
