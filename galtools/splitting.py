@@ -57,6 +57,15 @@ def select_rows(reader, where=None, percentage=None, rng=None):
     return rows
 
 
+def strata(values, bins=10, max_classes=20):
+    """Groups for stratification: the values themselves, or deciles of a continuous label."""
+    if values.dtype.kind == "f" and np.unique(values).size > max_classes:
+        finite = values[np.isfinite(values)]
+        edges = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1]))
+        return np.where(np.isfinite(values), np.digitize(values, edges), -1)
+    return values
+
+
 def assign(rows, test, val, rng, groups=None):
     """{'train': rows, 'val': rows, 'test': rows}; per group of ``groups`` when stratified."""
     parts = {"train": [], "val": [], "test": []}
@@ -159,7 +168,7 @@ def split_file(path, outdir, history, *, test=0.0, val=0.0, percentage=None, whe
             rows = select_rows(reader, where, percentage, rng)
             groups = None
             if stratify:
-                groups = np.asarray(reader.column(stratify))
+                groups = strata(np.asarray(reader.column(stratify)))
             split = assign(rows, test, val, rng, groups)
             parts = {"train_000": split["train"]}
             if test > 0:

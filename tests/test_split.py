@@ -176,3 +176,13 @@ def test_expression_language():
             ev(bad)
     with pytest.raises(expr.ExprError, match="cannot compare text"):
         ev("s > 1")
+
+
+def test_stratify_on_a_continuous_label_uses_deciles(galprep, tmp_path):
+    src = labelled(tmp_path / "d.h5")
+    out = tmp_path / "s"
+    assert galprep("split", src, "-o", out, "--test", "0.25", "--stratify",
+                   "inclination").code == 0
+    batch, _ = read_galaxies(out / "test_000.h5")
+    counts, _ = np.histogram(batch["inclination"], bins=[0, 22.5, 45, 67.5, 90])
+    assert batch["inclination"].size == 10 and counts.min() >= 2
