@@ -6,7 +6,6 @@ import re
 import shlex
 import subprocess
 import sys
-
 import warnings
 
 import click
