@@ -19,12 +19,12 @@ GROUP = "galtools.commands"
 BROKEN_MARK = "✗"
 
 
-def _broken_command(name, entry, reason):
-    """A stand-in command for a plugin that does not load."""
+def broken_command(name, entry, reason, what="plugin command"):
+    """A stand-in command for an entry that does not load: listed with a mark, fails when run."""
 
     def run(args=()):
         raise GalError(
-            f"plugin command '{name}' from {entry.dist} {entry.version} "
+            f"{what} '{name}' from {entry.dist} {entry.version} "
             f"({entry.value}) failed to load: {reason}"
         )
 
@@ -32,30 +32,42 @@ def _broken_command(name, entry, reason):
         name, callback=run, context_settings={"ignore_unknown_options": True},
         params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
         short_help=f"{BROKEN_MARK} broken plugin ({entry.dist}): {reason}",
-        help=f"This command's plugin ({entry.dist} {entry.version}) failed to load: {reason}",
+        help=f"This {what}'s plugin ({entry.dist} {entry.version}) failed to load: {reason}",
         add_help_option=False,
     )
 
 
 class PluginGroup(click.Group):
-    """Subcommands discovered from the ``galtools.commands`` entry points."""
+    """Subcommands made from the entries of an entry-point group (``galtools.commands``)."""
+
+    entry_group = GROUP
+    what = "plugin command"
+
+    def make_command(self, name, obj, entry):
+        """The click command for a loaded entry (here: the entry must be one)."""
+        if not isinstance(obj, click.Command):
+            return broken_command(
+                name, entry, f"{entry.value} is a {type(obj).__name__}, not a click command",
+                self.what,
+            )
+        return obj
 
     def list_commands(self, ctx):
-        return list(registry.entries(GROUP))
+        return list(registry.entries(self.entry_group))
 
     def get_command(self, ctx, name):
-        entry = registry.entries(GROUP).get(name)
+        entry = registry.entries(self.entry_group).get(name)
         if entry is None:
             return None
         try:
-            cmd = entry.load()
+            obj = entry.load()
         except GalError:
-            return _broken_command(name, entry, entry.error)
-        if not isinstance(cmd, click.Command):
-            return _broken_command(
-                name, entry, f"{entry.value} is a {type(cmd).__name__}, not a click command"
-            )
-        return cmd
+            return broken_command(name, entry, entry.error, self.what)
+        return self.make_command(name, obj, entry)
+
+
+class MainGroup(PluginGroup):
+    """The galprep group: also remembers which tool runs (for one-line error messages)."""
 
     def resolve_command(self, ctx, args):
         name, cmd, rest = super().resolve_command(ctx, args)
@@ -64,7 +76,7 @@ class PluginGroup(click.Group):
 
 
 @click.group(
-    cls=PluginGroup,
+    cls=MainGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, "-V", "--version", prog_name="galprep")

@@ -3,6 +3,7 @@
 import click
 
 from galtools import options
+from galtools.cli import PluginGroup
 
 GROUP = "galtools.importers"
 KINDS = {"str": str, "int": int, "float": float}
@@ -82,30 +83,13 @@ def build_command(importer):
     return click.command(importer.name, help=doc, short_help=importer.summary)(f)
 
 
-class ImportGroup(click.Group):
+class ImportGroup(PluginGroup):
     """Subcommands from the galtools.importers entry points, loaded on demand."""
 
-    def list_commands(self, ctx):
-        from galtools import registry
+    entry_group = GROUP
+    what = "importer"
 
-        return list(registry.entries(GROUP))
-
-    def get_command(self, ctx, name):
-        from galtools import registry
-        from galtools.errors import GalError
-
-        entry = registry.entries(GROUP).get(name)
-        if entry is None:
-            return None
-        try:
-            importer = entry.load()
-        except GalError:
-            reason = entry.error
-
-            def broken(**_):
-                raise GalError(f"importer '{name}' from {entry.dist} failed to load: {reason}")
-
-            return click.Command(name, callback=broken, short_help=f"✗ broken: {reason}")
+    def make_command(self, name, importer, entry):
         return build_command(importer)
 
     def resolve_command(self, ctx, args):
