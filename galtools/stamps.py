@@ -260,6 +260,10 @@ def resize_file(path, output, geometry, bands, history, *, shard=None, overwrite
         start, stop = shard.bounds(reader.n)
         names = list(reader.bands)
         meta = derive(reader.meta, history)
+        if meta.get("pixel_scale") and geometry.size is not None:
+            h, w = reader.image_shape[:2]
+            x0, _, x1, _ = geometry.box(w, h)
+            meta["pixel_scale"] = meta["pixel_scale"] * (x1 - x0) / geometry.size[1]
         bar = progress(total=stop - start, desc="resize")
         with GalaxyWriter(out, meta, overwrite, compression, inputs=[path]) as writer:
             for _, batch in reader.chunks(chunk_size, start=start, stop=stop):

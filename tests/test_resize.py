@@ -394,3 +394,13 @@ def test_to_folder_leaves_nothing_on_error(galprep, tmp_path):
     r = galprep("resize", folder, "--to-folder", tmp_path / "small", "--size", "4", "-j", "1")
     assert r.code == 1 and "pgc7_gri.jpg" in r.stderr
     assert sorted(os.listdir(tmp_path)) == ["img"]
+
+
+def test_resize_array_file_updates_pixel_scale(galprep, small_file, tmp_path):
+    """Cropping 64 px to 48 and resizing to 32 makes each pixel 1.5× bigger on the sky."""
+    src = small_file("ps.h5", n=3, shape=(64, 64, 1), bands="r",
+                     meta_extra={"pixel_scale": 0.2})
+    out = tmp_path / "ps_out.h5"
+    assert galprep("resize", src, "-o", out, "--size", "32", "--crop", "0.75").code == 0
+    _, meta = read_galaxies(out)
+    assert np.isclose(meta["pixel_scale"], 0.3)

@@ -154,7 +154,8 @@ def resize(inputs, output, size, crop, filter_, to_folder, fmt, bands, nan_fill,
            id_column, id_pattern, labels, require_labels, skip_bad, jobs, chunk_size,
            overwrite, compression, shard):
     """Centre-crop, resize and select bands of INPUT... (folders or globs of PNG/JPEG/FITS
-    cut-outs, or one galaxy array file) into a galaxy array file OUT, with catalog labels.
+    cut-outs, or one galaxy array file, '-' for npz on stdin) into a galaxy array file OUT,
+    with catalog labels.
 
     Band files of one object (pgc1_g.png, pgc1_r.png, …) are stacked into one stamp;
     colour composites named …_gri.jpg become channels g, r, i.  JPEGs are decoded at reduced
@@ -163,7 +164,7 @@ def resize(inputs, output, size, crop, filter_, to_folder, fmt, bands, nan_fill,
     from galtools.imageio import Geometry
 
     geometry = Geometry(size, crop, filter_)
-    if len(inputs) == 1 and inputs[0].lower().endswith(ARRAY_SUFFIXES):
+    if len(inputs) == 1 and (inputs[0] == "-" or inputs[0].lower().endswith(ARRAY_SUFFIXES)):
         from galtools.progress import say
         from galtools.stamps import resize_file
 
