@@ -128,3 +128,19 @@ def test_metric_summary_and_wasserstein_between_populations():
     assert out["wasserstein"]["r50"] > 0.5
     summary = metric.summary(ra, ["r"])
     assert summary["n"] == 12 and summary["properties"]["gini"]["mean"] > 0
+
+
+def test_noise_stamps_are_flagged_not_fatal():
+    """GAN output early in training is mostly noise: degenerate profiles give NaN radii,
+    which must be flagged per galaxy, never crash the whole measurement."""
+    from galtools.metrics.morphology import FLAGS, measure
+
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    stamps = 2 * ndimage.gaussian_filter(rng.normal(5, 10, (50, 32, 32)), (0, 0.7, 0.7))
+    out = measure(stamps)
+    assert out["flags"].shape == (50,)
+    failed = (out["flags"] & (FLAGS["petrosian"] | FLAGS["no_source"])) != 0
+    assert np.isnan(out["gini"][out["flags"] & FLAGS["no_source"] != 0]).all()
+    assert failed.any() or np.isfinite(out["gini"]).all()

@@ -146,7 +146,9 @@ class Profile:
 
     def sums(self, radii):
         """Flux per channel and area inside radii (N×K): (N×K×V, N×K)."""
-        radii = np.clip(np.asarray(radii, dtype=np.float64), 0, self.top)
+        radii = np.asarray(radii, dtype=np.float64)
+        bad = ~np.isfinite(radii)  # e.g. a failed radius upstream: NaN out, flagged later
+        radii = np.clip(np.where(bad, 0.0, radii), 0, self.top)
         u = (radii + 1.0) / STEP
         k = np.minimum(u.astype(np.int64), self.nbins - 1)
         frac = (u - k)[..., None]
@@ -160,6 +162,8 @@ class Profile:
             g0 = t0 * c0[rows, k] - c1[rows, k]
             g1 = (t0 + STEP) * c0[rows, k + 1] - c1[rows, k + 1]
             total = total + (1 - frac) * g0 + frac * g1
+        if bad.any():
+            total = np.where(bad[..., None], np.nan, total)
         return total[..., : self.v], total[..., self.v]
 
     def flux(self, radii, channel=0):
@@ -216,6 +220,7 @@ def petrosian_radius(profile, r_max, step=0.5):
     grid = grid[:, 1::2] if step == 1.0 else grid
     root, found = _first_crossing(grid, ratio)
     root = _secant(lambda r: _petro_ratio(profile, r), grid, ratio, root, found)
+    found = found & np.isfinite(root)  # a degenerate profile (0/0 annulus) gives NaN: flag it
     return np.where(found, root, r_max), ~found | (root >= r_max)
 
 
