@@ -79,7 +79,7 @@ def test_vgg_regression_learns_and_inverts_scaling(data, tmp_path):
 
 @pytest.mark.parametrize("model,extra", [
     ("vgg", {}),
-    ("cnn-classifier", {"backbone": "8,16", "head": "32,relu,16"}),
+    ("cnn-classifier", {"backbone": "8,16", "head": "32,relu,16", "normalize": "global"}),
 ])
 def test_classifiers_learn(data, tmp_path, model, extra):
     from galtools.runs import load_run
@@ -110,9 +110,37 @@ def test_cnn_classifier_head_spec_and_top3(tmp_path):
     images = (k[:, None, None, None] + rng.normal(size=(80, 8, 8, 1)) * 0.1).astype("f4")
     write_galaxies(tmp_path / "five.h5", {"images": images, "k": k}, new_meta(bands=["r"]))
     m = train([tmp_path / "five.h5"], tmp_path / "run", "cnn-classifier",
-              {"target": "k", "backbone": "8", "head": "16,relu"}, passes=1, **KW)
+              {"target": "k", "backbone": "8", "head": "16,relu", "normalize": "global"},
+              passes=1, **KW)
     assert "top3" in m["steps"][-1]
     assert load_run(tmp_path / "run").class_names == ["0", "1", "2", "3", "4"]
+
+
+def test_cnn_classifier_judges_shape_not_brightness(tmp_path):
+    """Default per-image standardisation: predictions do not change when an image is made
+    100× brighter, so a bright star and a faint one are the same class (the heavy-tailed
+    fluxes of real stamps no longer upset batch-norm statistics at inference)."""
+    from galtools.runs import load_run
+    from galtools.train.loop import train
+
+    rng = np.random.default_rng(4)
+    n = 96
+    y, x = np.mgrid[0:8, 0:8] - 3.5
+    round_ = np.exp(-(x**2 + y**2) / 4)
+    elongated = np.exp(-(x**2 / 12 + y**2 / 1.5))
+    k = rng.integers(0, 2, n)
+    flux = 10 ** rng.uniform(0, 3, n)  # three decades of brightness
+    images = (np.where(k[:, None, None], elongated, round_) * flux[:, None, None]
+              + rng.normal(size=(n, 8, 8)) * 0.05)[..., None].astype("f4")
+    write_galaxies(tmp_path / "shapes.h5", {"images": images, "k": k},
+                   new_meta(bands=["r"], classes={"k": ["round", "elongated"]}))
+    train([tmp_path / "shapes.h5"], tmp_path / "run", "cnn-classifier",
+          {"target": "k", "backbone": "8,16", "head": "16,relu"}, passes=10, lr=3e-3, **KW)
+    run = load_run(tmp_path / "run")
+    assert run.config["model_config"]["per_image"] is True
+    p = run.predict(images)
+    np.testing.assert_allclose(run.predict(images * 100), p, atol=1e-4)
+    assert (p.argmax(1) == k).mean() > 0.9
 
 
 def test_denoiser_learns_any_size(data, tmp_path):

@@ -47,6 +47,10 @@ def _names(ctx, param, value):
               help="cnn-classifier: dense head, e.g. 2048,relu,1024,relu,512 (dropout:0.3 ok).")
 @click.option("--weight-decay", type=float, default=1e-4, show_default=True,
               help="cnn-classifier: AdamW weight decay.")
+@click.option("--normalize", type=click.Choice(["per-image", "global"]), default="per-image",
+              show_default=True,
+              help="cnn-classifier: standardise each image (judge shape and colour, not "
+              "brightness) or scale all by one per-band factor (brightness matters).")
 @click.option("--width", type=click.IntRange(min=4), default=32, show_default=True,
               help="GANs: base number of filters.")
 @click.option("--bins", type=click.IntRange(min=2), default=32, show_default=True,
@@ -80,8 +84,8 @@ def _names(ctx, param, value):
 @options.seed
 @options.common
 def train_batch(data, run, model, target, target_range, classes, conditions, real_column, arch,
-                backbone, head, weight_decay, width, bins, init_from, freeze_until, val, mix,
-                alpha, passes, epochs, batch_size, lr, patience, keep, checkpoint_every,
+                backbone, head, weight_decay, normalize, width, bins, init_from, freeze_until, val,
+                mix, alpha, passes, epochs, batch_size, lr, patience, keep, checkpoint_every,
                 log_every, distribute, restart, seed):
     """Train model NAME on DATA... (one big file or many batch files), streaming from disk,
     into the run directory RUN.
@@ -94,7 +98,8 @@ def train_batch(data, run, model, target, target_range, classes, conditions, rea
 
     opts = dict(target=target, target_range=target_range, classes=classes,
                 conditions=conditions, real_column=real_column, arch=arch, backbone=backbone,
-                head=head, weight_decay=weight_decay, width=width, bins=bins,
+                head=head, weight_decay=weight_decay, normalize=normalize, width=width,
+                bins=bins,
                 init_from=init_from, freeze_until=freeze_until)
     inputs = list(data) + [p for p in (val, mix) if p]
     train(list(data), run, model, opts, val=val, mix=mix, alpha=alpha, passes=passes,

@@ -55,18 +55,21 @@ class CNNClassifier(ModelSpec):
         pools = sum(1 for _ in backbone)
         if min(h, w) < 2 ** min(pools, 1):
             raise GalError(f"cnn-classifier needs images of at least 2×2 pixels, got {h}×{w}")
-        return {"backbone": backbone, "head": head,
+        per_image = (options.get("normalize") or "per-image") == "per-image"
+        return {"backbone": backbone, "head": head, "per_image": per_image,
                 "weight_decay": float(options.get("weight_decay") or 1e-4)}
 
     def build(self, config):
         import keras
 
-        from galtools.models.layers import normalise
+        from galtools.models.layers import PerImageStandardize, normalise
 
         mc = config["model_config"]
         h, w, _ = config["input_shape"]
         inp = keras.Input(tuple(config["input_shape"]), name="images")
         x = normalise(inp, config["norm"], name="norm")
+        if mc.get("per_image", True):
+            x = PerImageStandardize(name="per_image")(x)
         size = min(h, w)
         for i, f in enumerate(mc["backbone"], 1):
             pool = size >= 2

@@ -33,6 +33,34 @@ class BandScale(keras.layers.Layer):
         return config
 
 
+@keras.saving.register_keras_serializable(package="galtools")
+class PerImageStandardize(keras.layers.Layer):
+    """Each image to zero mean and unit standard deviation over its pixels and bands.
+
+    Galaxy stamps span orders of magnitude in flux (a bright star beside a faint disk): with one
+    global scale, batch statistics swing from batch to batch and batch-normalised networks
+    behave differently at inference than in training.  Classifiers that should judge shape and
+    colour, not brightness, standardise each image instead.
+    """
+
+    def __init__(self, epsilon=1e-6, **kw):
+        super().__init__(**kw)
+        self.epsilon = float(epsilon)
+
+    def call(self, x):
+        mean = keras.ops.mean(x, axis=(1, 2, 3), keepdims=True)
+        std = keras.ops.std(x, axis=(1, 2, 3), keepdims=True)
+        return (x - mean) / (std + self.epsilon)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(epsilon=self.epsilon)
+        return config
+
+
 def normalise(x, norm, name=None):
     """Apply the run's image normalisation ``{"offset": [...], "scale": [...]}``."""
     return BandScale(norm["offset"], norm["scale"], name=name)(x)
