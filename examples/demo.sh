@@ -137,6 +137,11 @@ R="$D/report.md"
   echo "  $N_KINDS mixed kinds, and $(galprep info "$D/data/hdf.h5" --json --no-scan | python3 -c 'import json,sys; print(json.load(sys.stdin)["n"])') real HST galaxies from the Hubble Deep Field."
   echo "- ![disks](pictures/disks.png) ![kinds](pictures/kinds.png) ![hdf](pictures/hdf.png)"
   echo
+  echo "## 2. Preparation"
+  echo "Disks resized to ${SIZE}×${SIZE} (crop 0.75), split 80/10/10, and augmented to a uniform"
+  echo "inclination distribution (9 bins of 5°) in 4 shuffled batch files of"
+  echo "$(galprep info "$D/prep/augmented/batch_000.h5" --json --no-scan | python3 -c 'import json,sys; print(json.load(sys.stdin)["n"])') images each."
+  echo
   echo "## 3. Inclination regression (vgg, run \`runs/vgg\`, curves: [curves.png](runs/vgg/curves.png))"
   echo "| set | RMSE (°) | MAE (°) | bias (°) |"
   echo "|---|---|---|---|"
@@ -163,7 +168,17 @@ R="$D/report.md"
   echo
   echo "## 6. Denoising"
   echo "MSE before $(json "$D/results/denoise.json" before.mse), after $(json "$D/results/denoise.json" after.mse) (PSNR $(json "$D/results/denoise.json" before.psnr) → $(json "$D/results/denoise.json" after.psnr) dB) on degraded held-out simulated disks."
-  echo "Robustness of the plain and the α=0.5 mixed run on degraded HST galaxies: [robustness.json](results/robustness.json) ![robustness](results/robustness.png)"
+  echo
+  echo "Robustness on degraded real HST galaxies (PSNR in dB; [robustness.json](results/robustness.json)):"
+  echo
+  echo "| case | no denoising | plain run | α=0.5 mixed with HST |"
+  echo "|---|---|---|---|"
+  for c in "as given" "half resolution" "noise ×4" "both"; do
+    f="$D/results/robustness.json"
+    echo "| $c | $(json "$f" "without_denoising.$c.psnr") | $(json "$f" "runs.0.cases.$c.psnr") | $(json "$f" "runs.1.cases.$c.psnr") |"
+  done
+  echo
+  echo "![robustness](results/robustness.png)"
   echo "![denoised](pictures/denoised.png)"
 } > "$R"
 step "done: $R"
