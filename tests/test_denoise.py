@@ -18,18 +18,12 @@ from galtools.denoising import (
 )
 from galtools.errors import GalError
 from galtools.meta import new_meta
+from tests import tinyruns
 from tests.fakerun import FakeRun, install
 
 
 def blobs(n=6, size=16, bands=3, seed=0):
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[:size, :size]
-    out = np.empty((n, size, size, bands), np.float32)
-    for k in range(n):
-        cy, cx = rng.uniform(size * 0.3, size * 0.7, 2)
-        r2 = (x - cx) ** 2 + (y - cy) ** 2
-        out[k] = np.exp(-r2 / (2 * rng.uniform(2, 4) ** 2))[..., None] * rng.uniform(1, 3, bands)
-    return out
+    return tinyruns.blobs(n, size, bands, seed, width=(2, 4))
 
 
 def pair_file(path, n=6, size=16, sigma=0.3, seed=0):

@@ -34,15 +34,15 @@ def _dir():
     return _root
 
 
-def blobs(n, size=8, bands=3, seed=0):
-    """Smooth Gaussian blobs of random position, width and colour."""
+def blobs(n, size=8, bands=3, seed=0, width=(1.5, 3)):
+    """Smooth Gaussian blobs of random position, width (σ range in pixels) and colour."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[:size, :size]
     out = np.empty((n, size, size, bands), np.float32)
     for k in range(n):
         cy, cx = rng.uniform(size * 0.3, size * 0.7, 2)
         r2 = (x - cx) ** 2 + (y - cy) ** 2
-        out[k] = np.exp(-r2 / (2 * rng.uniform(1.5, 3) ** 2))[..., None] * rng.uniform(1, 3, bands)
+        out[k] = np.exp(-r2 / (2 * rng.uniform(*width) ** 2))[..., None] * rng.uniform(1, 3, bands)
     return out
 
 

@@ -91,21 +91,10 @@ class Profile:
     def __init__(self, values, xc, yc, elong=None, theta=None, ramp=True):
         n, h, w, v = values.shape
         y, x = np.mgrid[0:h, 0:w].astype(np.float64)
-        dx = x[None] - xc[:, None, None]
-        dy = y[None] - yc[:, None, None]
-        if elong is None:
-            a = np.hypot(dx, dy)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                width = (np.abs(dx) + np.abs(dy)) / a
-        else:
-            c, s = np.cos(theta)[:, None, None], np.sin(theta)[:, None, None]
-            q2 = (elong ** 2)[:, None, None]
-            xp = dx * c + dy * s
-            yp = -dx * s + dy * c
-            a = np.sqrt(xp ** 2 + q2 * yp ** 2)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                width = (np.abs(xp * c - q2 * yp * s) + np.abs(xp * s + q2 * yp * c)) / a
-        width = np.where(np.isfinite(width) & (width > 0), width, 1.0).reshape(n, -1)
+        if elong is None:  # a circle: axis ratio 1, any angle
+            elong, theta = np.ones(n), np.zeros(n)
+        a, width = _elliptical_radius(x, y, xc, yc, elong, theta)
+        width = width.reshape(n, -1)
         a = a.reshape(n, -1)
         inv = 1.0 / width
         weights = [np.ascontiguousarray(values[..., k].reshape(n, -1) * inv) for k in range(v)]
