@@ -40,7 +40,7 @@ def normalise_id(value, pattern=None):
     return str(int(text)) if text.isdigit() else text
 
 
-def _read_table(path):
+def read_table(path):
     from astropy.table import Table
 
     lower = path.lower()
@@ -74,7 +74,7 @@ class Catalog:
             raise InputError(self.path, "no such catalog file")
         if os.path.getsize(self.path) == 0:
             raise InputError(self.path, "empty catalog file")
-        table = _read_table(self.path)
+        table = read_table(self.path)
         for name in table.colnames:  # ' pgc ' in hand-written CSV headers
             if name != name.strip():
                 table.rename_column(name, name.strip())

@@ -56,11 +56,11 @@ def read_condition_table(path, names):
             columns = reader.labels(names)
             where = reader.path
     else:
-        from galtools.catalog import _read_table
+        from galtools.catalog import read_table
 
         if not os.path.isfile(path):
             raise InputError(path, "no such file")
-        table = _read_table(path)
+        table = read_table(path)
         known = [c.strip() for c in table.colnames]
         missing = [n for n in names if n not in known]
         if missing:
