@@ -81,19 +81,7 @@ with h5py.File(out, "w") as f:
     f["inclination"] = np.array(labels)
 """
 
-# Peak RSS of galprep (VmHWM: ru_maxrss would include the benchmark process's own peak,
-# which Linux carries over the fork+exec that starts the command) and of its workers.
-PEAK = r"""
-import resource, sys
-from galtools.cli import main
-try:
-    main(sys.argv[1:])
-except SystemExit as exc:
-    code = exc.code
-hwm = next(int(line.split()[1]) for line in open("/proc/self/status")
-           if line.startswith("VmHWM"))
-print("PEAK", max(hwm, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss), code)
-"""
+PEAK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peak_rss.py")
 
 
 def make_file(path, n, seed=0, chunk=2000):
@@ -166,14 +154,14 @@ def main():
         for count in (m, 10 * m):
             path = os.path.join(tmp, f"mem{count}.h5")
             make_file(path, count, seed=count)
-            secs, out = timed([sys.executable, "-c", PEAK, "augment", path, "-o",
+            secs, out = timed([sys.executable, PEAK, "augment", path, "-o",
                                os.path.join(tmp, f"mem{count}-out.h5"), "--hflip", "0.5",
                                "--rot90", "1", "--rotate", "0:360", "--noise", "0:0.05", "-q",
                                "-j", str(args.jobs)])
-            kb, code = out.split()[-2:]
+            self_kb, child_kb, code = out.split()[-3:]
             if code != "0":
                 sys.exit(f"augment failed on {count} images")
-            peaks[count] = (int(kb) / 1024, secs)
+            peaks[count] = (max(int(self_kb), int(child_kb)) / 1024, secs)
             os.unlink(path)
             os.unlink(os.path.join(tmp, f"mem{count}-out.h5"))
         per = 64 * 64 * 3 * 4 / 2**20

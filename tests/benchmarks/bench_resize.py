@@ -22,19 +22,7 @@ import time
 import numpy as np
 from PIL import Image
 
-PEAK = r"""
-import resource, sys
-from galtools.cli import main
-try:
-    main(sys.argv[1:])
-except SystemExit as exc:
-    code = exc.code
-# VmHWM, not ru_maxrss: Linux carries the peak of the launching process over fork+exec
-self_kb = next(int(line.split()[1]) for line in open("/proc/self/status")
-               if line.startswith("VmHWM"))
-child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print("PEAK", self_kb, child_kb, code)
-"""
+PEAK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peak_rss.py")
 
 
 def make_jpegs(folder, n, size=256, seed=0):
@@ -73,7 +61,7 @@ def naive(folder, out):
 
 
 def galprep(*args, peak=False):
-    cmd = [sys.executable, "-c", PEAK] if peak else [sys.executable, "-m", "galtools.cli"]
+    cmd = [sys.executable, PEAK] if peak else [sys.executable, "-m", "galtools.cli"]
     res = subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True)
     if res.returncode != 0 or (peak and res.stdout.split()[-1:] != ["0"]):
         sys.exit(f"galprep failed: {res.stderr or res.stdout}")
