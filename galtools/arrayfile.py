@@ -123,27 +123,28 @@ class GalaxyReader:
         if indices.size and (indices.min() < 0 or indices.max() >= self.n):
             raise GalError(f"{self.path}: row index out of range (N={self.n})")
         order = np.argsort(indices, kind="stable")
-        sorted_idx = indices[order]
-        inverse = np.empty_like(order)
-        inverse[order] = np.arange(order.size)
         out = {}
         for name in self._check_fields(fields):
             if name in IMAGE_FIELDS:
-                data = self._guard(self._take_field, name, sorted_idx)
-                out[name] = data[inverse]
+                out[name] = self._guard(self._take_field, name, indices[order], order)
             else:
                 out[name] = self.column(name)[indices]
         return out
 
-    def _take_field(self, name, sorted_idx):
-        """Default: read the covering runs of consecutive rows."""
-        parts = []
+    def _take_field(self, name, sorted_idx, order):
+        """Rows ``sorted_idx`` (ascending, repeats allowed) into positions ``order`` of the
+        result, each run of nearby rows read as one slice."""
+        out = np.empty((sorted_idx.size,) + self.image_shape, self.dtype)
         if sorted_idx.size == 0:
-            return np.empty((0,) + self.image_shape, self.dtype)
-        breaks = np.flatnonzero(np.diff(sorted_idx) != 1) + 1
+            return out
+        breaks = np.flatnonzero(np.diff(sorted_idx) > 1) + 1
+        at = 0
         for run in np.split(sorted_idx, breaks):
-            parts.append(self._read_field(name, int(run[0]), int(run[-1]) + 1))
-        return np.concatenate(parts)
+            first = int(run[0])
+            block = self._read_field(name, first, int(run[-1]) + 1)
+            out[order[at:at + run.size]] = block[run - first]
+            at += run.size
+        return out
 
     def column(self, name):
         """A whole 1-D column (ids or a label) as an array."""
@@ -257,6 +258,7 @@ class H5Reader(GalaxyReader):
                 self.label_names.append(name)
             self._column_lengths[name] = obj.shape[0] if obj.ndim == 1 else None
         self._columns = {}
+        self._datasets = {}
         try:
             self._validate()
         except GalError:
@@ -264,15 +266,11 @@ class H5Reader(GalaxyReader):
             raise
 
     def _read_field(self, name, start, stop):
-        data = self._file[name][start:stop]
+        dataset = self._datasets.get(name)
+        if dataset is None:  # looking a dataset up costs as much as reading a stamp
+            dataset = self._datasets[name] = self._file[name]
+        data = dataset[start:stop]
         return data[..., None] if data.ndim == 3 else data
-
-    def _take_field(self, name, sorted_idx):
-        if sorted_idx.size and np.all(np.diff(sorted_idx) > 0):
-            data = self._file[name][sorted_idx] if sorted_idx.size < 4096 else None
-            if data is not None:
-                return data[..., None] if data.ndim == 3 else data
-        return super()._take_field(name, sorted_idx)
 
     def _read_column(self, name):
         ds = self._file[name]
@@ -284,6 +282,7 @@ class H5Reader(GalaxyReader):
     def close(self):
         f = getattr(self, "_file", None)
         if f is not None:
+            self._datasets = {}
             f.close()
             self._file = None
 

@@ -184,14 +184,14 @@ def test_op_spec_forms():
 def test_resampling_matches_scipy(fill, mode):
     from scipy import ndimage
 
-    from galtools.augment import _affine_coords, _resample
+    from galtools.augment import _affine_coords, _resample, affine_map
 
     rng = np.random.default_rng(4)
     x = rng.uniform(size=(3, 10, 12, 2)).astype("f4")
     theta, zoom = rng.uniform(0, 6.3, 3), rng.uniform(0.6, 1.4, 3)
     dy, dx = rng.uniform(-5, 5, 3), rng.uniform(-5, 5, 3)
-    coords = _affine_coords(10, 12, theta, zoom, dy, dx)
-    out = _resample(x, coords, fill)
+    coords = _affine_coords(10, 12, *affine_map(theta, zoom, dy, dx))
+    out = _resample(x, coords.copy(), fill)
     for k in range(3):
         for c in range(2):
             ref = ndimage.map_coordinates(x[k, ..., c], coords[:, k], order=1, mode=mode)
@@ -210,3 +210,43 @@ def test_jobs_do_not_change_the_result(galprep, tmp_path):
     assert np.array_equal(outs[0]["images"], outs[1]["images"])
     assert np.array_equal(outs[0]["targets"], outs[1]["targets"])
     assert np.array_equal(outs[0]["ids"], outs[1]["ids"])
+
+
+@pytest.mark.parametrize("shape", [(9, 9, 2), (8, 11, 3)])
+def test_flips_and_quarter_turns_folded_into_the_resampling(shape):
+    """Images that are resampled get their flips/rot90 through the coordinate map; the result
+    equals flipping and turning the pixels first (the plain-copy path)."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(40, *shape)).astype("f4")
+    flips = [Op("hflip", p=0.5), Op("vflip", p=0.5), Op("rot90", p=0.7)]
+    plain, tp = Augmenter(flips)(x, x + 1, np.random.default_rng(7))
+    folded, tf = Augmenter(flips + [Op("rotate", 0, 0)])(x, x + 1, np.random.default_rng(7))
+    assert not np.allclose(plain, x)
+    assert np.allclose(folded, plain, atol=1e-6) and np.allclose(tf, tp, atol=1e-6)
+    turned, _ = Augmenter([Op("rot90", p=1), Op("rotate", 0, 0)])(x, None,
+                                                                 np.random.default_rng(3))
+    ks = (1, 2, 3) if shape[0] == shape[1] else (2,)
+    for k in range(40):
+        assert any(np.allclose(turned[k], np.rot90(x[k], kk)) for kk in ks)
+
+
+@pytest.mark.parametrize("sigma", [0.4, 1.0, 2.5, 6.0])
+def test_blur_matches_scipy_gaussian_filter(sigma):
+    from scipy import ndimage
+
+    from galtools.augment import gaussian_blur
+
+    x = np.random.default_rng(1).uniform(size=(3, 7, 10, 2)).astype("f4")
+    ref = ndimage.gaussian_filter(x, (0, sigma, sigma, 0), mode="reflect", truncate=3.0)
+    assert np.allclose(gaussian_blur(x, sigma), ref, atol=1e-5)
+
+
+def test_gaussian_noise_is_standard_normal_and_seeded():
+    from galtools.augment import gaussian_noise
+
+    z = gaussian_noise(np.random.default_rng(2), (301, 99, 7)).astype("f8")
+    assert z.shape == (301, 99, 7) and np.isfinite(z).all()
+    assert abs(z.mean()) < 0.005 and abs(z.std() - 1) < 0.005
+    assert abs(((z - z.mean()) ** 4).mean() / z.var() ** 2 - 3) < 0.03  # kurtosis
+    assert abs((np.abs(z) < 1).mean() - 0.6827) < 0.003
+    assert np.array_equal(z, gaussian_noise(np.random.default_rng(2), (301, 99, 7)))
