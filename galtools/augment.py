@@ -106,12 +106,13 @@ class Augmenter:
         values = rng.uniform(op.lo, op.hi, n)
         return mask, values
 
-    def __call__(self, images, targets=None, rng=None):
-        """Augmented copies of ``images`` (and ``targets``); dtype is kept."""
+    def __call__(self, images, targets=None, rng=None, copy=True):
+        """Augmented copies of ``images`` (and ``targets``); dtype is kept.  With
+        ``copy=False`` float32 arrays the caller owns are augmented in place."""
         rng = rng if rng is not None else np.random.default_rng()
         dtype = images.dtype
-        x = images.astype(np.float32)  # copy: inputs are never modified
-        t = targets.astype(np.float32) if targets is not None else None
+        x = images.astype(np.float32, copy=copy)  # inputs are never modified unless asked
+        t = targets.astype(np.float32, copy=copy) if targets is not None else None
         n, h, w = x.shape[:3]
         m_h, _ = self._draw(rng, "hflip", n)
         m_v, _ = self._draw(rng, "vflip", n)
@@ -166,7 +167,10 @@ class Augmenter:
             idx = slice(s, min(s + step, n)) if every else rows[s:s + step]
             taps = _taps(_affine_coords(h, w, matrix[idx], offset[idx]), h, w, self.fill)
             for arr in (x, t) if t is not None else (x,):
-                arr[idx] = _gather(arr[idx], *taps, self.fill)
+                if every:  # write straight into the chunk
+                    _gather(arr[idx], *taps, self.fill, out=arr[idx])
+                else:
+                    arr[idx] = _gather(arr[idx], *taps, self.fill)
         return todo
 
     def _photometric(self, x, rng, dtype):
@@ -187,11 +191,16 @@ class Augmenter:
             x += _per_image(np.where(mask2, add, 0.0))
         mask, gamma = self._draw(rng, "gamma", n)
         if mask.any():
-            def apply_gamma(sub, g):
+            def apply_gamma(sub, g):  # in place: sub is x or a copy of its rows
                 lo, hi = _value_range(sub, eight_bit)
-                span = np.maximum(hi - lo, 1e-12)
-                v = np.clip((sub - lo) / span, 0, 1)
-                return lo + span * np.power(v, _per_image(g), dtype=np.float32)
+                span = np.maximum(hi - lo, np.float32(1e-12))
+                sub -= lo
+                sub /= span
+                np.clip(sub, 0, 1, out=sub)
+                np.power(sub, _per_image(g), out=sub)
+                sub *= span
+                sub += lo
+                return sub
 
             _apply(x, mask, apply_gamma, gamma)
         mask, sigma = self._draw(rng, "noise", n)
@@ -199,8 +208,8 @@ class Augmenter:
             def add_noise(sub, s):
                 noise = gaussian_noise(rng, sub.shape)
                 noise *= _per_image(s)
-                noise += sub
-                return noise
+                sub += noise
+                return sub
 
             _apply(x, mask, add_noise, sigma)
         mask, _ = self._draw(rng, "invert", n)
@@ -225,9 +234,12 @@ def _per_image(values):
 
 
 def _apply(x, mask, fn, values):
-    """x[mask] = fn(x[mask], values[mask]) in place, without copies when every image is hit."""
+    """x[mask] = fn(x[mask], values[mask]), without copies when every image is hit (``fn``
+    may work in place and return its argument)."""
     if mask.all():
-        x[...] = fn(x, values)
+        out = fn(x, values)
+        if out is not x:
+            x[...] = out
     else:
         x[mask] = fn(x[mask], None if values is None else values[mask])
 
@@ -333,15 +345,12 @@ def _taps(coords, h, w, fill):
     return index, rows, cols
 
 
-def _gather(sub, index, fy, fx, fill):
-    """Bilinear interpolation of ``sub`` from the taps of :func:`_taps` (index restored)."""
+def _gather(sub, index, fy, fx, fill, out=None):
+    """Bilinear interpolation of ``sub`` from the taps of :func:`_taps` (index restored),
+    into ``out`` (M×H×W×C) if given."""
     m, h, w, c = sub.shape
     w2 = w + 2 * PAD
-    mode = {"reflect": "symmetric", "nearest": "edge", "wrap": "wrap",
-            "constant": "constant"}[fill]
-    padded = np.pad(sub, ((0, 0), (PAD, PAD), (PAD, PAD), (0, 0)), mode=mode)
-    bands = np.ascontiguousarray(np.moveaxis(padded, -1, 0)).reshape(c, -1)
-    del padded
+    bands = _padded_bands(sub, fill).reshape(c, -1)
     top = np.take(bands, index, axis=1)  # (C, M, H, W): top-left neighbours
     index += 1
     right = np.take(bands, index, axis=1)
@@ -358,8 +367,46 @@ def _gather(sub, index, fy, fx, fill):
     bottom += left  # along the bottom row
     bottom -= top
     bottom *= fy
-    top += bottom
-    return np.moveaxis(top, 0, -1)
+    if out is None:
+        top += bottom
+        return np.moveaxis(top, 0, -1)
+    np.add(top, bottom, out=np.moveaxis(out, -1, 0))
+    return out
+
+
+def _padded_bands(sub, fill):
+    """C×M×(H+4)×(W+4) copy of M×H×W×C images, bordered by ``PAD`` pixels by the fill rule
+    (one pass, instead of np.pad and a transposition)."""
+    m, h, w, c = sub.shape
+    if min(h, w) < PAD:
+        mode = {"reflect": "symmetric", "nearest": "edge", "wrap": "wrap",
+                "constant": "constant"}[fill]
+        padded = np.pad(sub, ((0, 0), (PAD, PAD), (PAD, PAD), (0, 0)), mode=mode)
+        return np.ascontiguousarray(np.moveaxis(padded, -1, 0))
+    out = np.empty((c, m, h + 2 * PAD, w + 2 * PAD), sub.dtype)
+    out[:, :, PAD:PAD + h, PAD:PAD + w] = np.moveaxis(sub, -1, 0)
+    for axis, n in ((2, h), (3, w)):  # rows, then columns over the full height
+        lead = (slice(None),) * axis
+
+        def at(i, lead=lead):
+            return lead + (i,)
+
+        for k in range(PAD):
+            if fill == "reflect":  # half-sample symmetric
+                before, after = PAD + k, PAD + n - 1 - k
+            elif fill == "nearest":
+                before, after = PAD, PAD + n - 1
+            elif fill == "wrap":
+                before, after = PAD + n - 1 - k, PAD + k
+            else:
+                before = after = None
+            if before is None:
+                out[at(PAD - 1 - k)] = 0
+                out[at(PAD + n + k)] = 0
+            else:
+                out[at(PAD - 1 - k)] = out[at(before)]
+                out[at(PAD + n + k)] = out[at(after)]
+    return out
 
 
 def gaussian_blur(x, sigma, truncate=3.0):
@@ -484,7 +531,7 @@ def _augment_task(path, rows, key, augmenter):
         reader = _READERS[path] = open_galaxies(path)
     batch = read_rows(reader, rows)
     images, targets = augmenter(batch["images"], batch.get("targets"),
-                                np.random.default_rng(key))
+                                np.random.default_rng(key), copy=False)
     batch["images"] = images
     if targets is not None:
         batch["targets"] = targets
