@@ -259,17 +259,28 @@ class H5Reader(GalaxyReader):
             self._column_lengths[name] = obj.shape[0] if obj.ndim == 1 else None
         self._columns = {}
         self._datasets = {}
+        self._fd = None
         try:
             self._validate()
         except GalError:
             self.close()
             raise
 
+    def _dataset(self, name):
+        """The h5py dataset ``name`` and its direct row reader (None if not possible)."""
+        found = self._datasets.get(name)
+        if found is None:  # looking a dataset up costs as much as reading a stamp
+            from galtools.h5direct import RowStore
+
+            dataset = self._file[name]
+            if self._fd is None:
+                self._fd = os.open(self._file.filename, os.O_RDONLY)
+            found = self._datasets[name] = (dataset, RowStore.open(dataset, self._fd))
+        return found
+
     def _read_field(self, name, start, stop):
-        dataset = self._datasets.get(name)
-        if dataset is None:  # looking a dataset up costs as much as reading a stamp
-            dataset = self._datasets[name] = self._file[name]
-        data = dataset[start:stop]
+        dataset, store = self._dataset(name)
+        data = store.read(start, stop) if store is not None else dataset[start:stop]
         return data[..., None] if data.ndim == 3 else data
 
     def _read_column(self, name):
@@ -285,6 +296,9 @@ class H5Reader(GalaxyReader):
             self._datasets = {}
             f.close()
             self._file = None
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _is_h5_string(ds):
