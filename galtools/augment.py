@@ -432,17 +432,21 @@ def gaussian_blur(x, sigma, truncate=3.0):
 
 
 def gaussian_noise(rng, shape):
-    """Standard normal float32 samples by the Box–Muller transform: about twice as fast as
-    numpy's float32 ziggurat here.  Uniforms have 24-bit resolution, so |z| < 5.8."""
+    """Standard normal float32 samples by the Box–Muller transform, each pair from one
+    64-bit draw (24 bits for the radius, 24 for the angle): about 2.5× numpy's float32
+    ziggurat here.  With 24-bit uniforms |z| < 5.8."""
     size = int(np.prod(shape))
     half = (size + 1) // 2
-    radius = rng.random(half, dtype=np.float32)
-    np.negative(radius, out=radius)
+    raw = rng.bit_generator.random_raw(half)
+    radius = (raw >> np.uint64(40)).astype(np.float32)  # u in [0, 1): radius sqrt(-2 ln(1-u))
+    radius *= np.float32(-(2.0 ** -24))
     np.log1p(radius, out=radius)
     radius *= np.float32(-2)
     np.sqrt(radius, out=radius)
-    angle = rng.random(half, dtype=np.float32)
-    angle *= np.float32(2 * np.pi)
+    raw &= np.uint64(0xFFFFFF)
+    angle = raw.astype(np.float32)
+    del raw
+    angle *= np.float32(2 * np.pi * 2.0 ** -24)
     out = np.empty(2 * half, np.float32)
     np.cos(angle, out=out[:half])
     np.sin(angle, out=out[half:])

@@ -4,7 +4,8 @@ Large array results can come back through shared memory instead of the pool's pi
 pickling 15 MB chunks through a pipe runs at a few hundred MB/s and made two workers no faster
 than one.  With ``shared_bytes``, the parent maps one anonymous shared buffer per chunk in
 flight before forking; a worker copies the big arrays of its (dict) result into its chunk's
-buffer and sends only their shapes, and the parent copies them out before the buffer is reused.
+buffer and sends only their shapes; the parent gets views of the buffer, which is reused only
+after the parent has asked for the next result.
 """
 
 import mmap
@@ -88,7 +89,7 @@ def _from_slot(result, slot):
         return result
     buffer, size = _SLOTS
     return {
-        key: np.ndarray(v.shape, v.dtype, buffer=buffer, offset=slot * size + v.offset).copy()
+        key: np.ndarray(v.shape, v.dtype, buffer=buffer, offset=slot * size + v.offset)
         if isinstance(v, _Shared) else v
         for key, v in result.items()
     }
@@ -101,7 +102,8 @@ def ordered_map(fn, tasks, jobs=1, window=None, shared_bytes=0):
     tasks, at most ``window`` (default 2 × jobs) at a time so results waiting to be written
     never pile up in memory.  Otherwise the tasks run here, one after the other.
     ``shared_bytes`` (the most array bytes one result holds) sends the arrays of dict results
-    back through shared memory.
+    back through shared memory; they are then views, valid until the next result is asked
+    for (copy what must be kept longer).
     """
     global _SLOTS
     tasks = list(tasks)

@@ -250,3 +250,27 @@ def test_gaussian_noise_is_standard_normal_and_seeded():
     assert abs(((z - z.mean()) ** 4).mean() / z.var() ** 2 - 3) < 0.03  # kurtosis
     assert abs((np.abs(z) < 1).mean() - 0.6827) < 0.003
     assert np.array_equal(z, gaussian_noise(np.random.default_rng(2), (301, 99, 7)))
+
+
+def _stamps(seed, n):
+    rng = np.random.default_rng(seed)
+    return {"images": rng.random((n, 32, 32, 3), dtype=np.float32), "n": n,
+            "rows": np.arange(n), "name": f"chunk{seed}"}
+
+
+def test_ordered_map_shared_memory_results():
+    """Big arrays come back through shared slots, small ones and oversized ones by pipe;
+    order and values are those of running the tasks here."""
+    from galtools.parallel import ordered_map
+
+    tasks = [(seed, n) for seed, n in enumerate([40, 3, 40, 90, 17, 40, 40, 2])]
+    expected = [_stamps(*t) for t in tasks]
+    got = []
+    for result in ordered_map(_stamps, tasks, jobs=2, window=3,
+                              shared_bytes=40 * 32 * 32 * 3 * 4):
+        got.append({k: v.copy() if isinstance(v, np.ndarray) else v
+                    for k, v in result.items()})
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        assert a["name"] == b["name"] and a["n"] == b["n"]
+        assert np.array_equal(a["images"], b["images"]) and np.array_equal(a["rows"], b["rows"])
