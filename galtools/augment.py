@@ -197,7 +197,10 @@ class Augmenter:
                 sub -= lo
                 sub /= span
                 np.clip(sub, 0, 1, out=sub)
-                np.power(sub, _per_image(g), out=sub)
+                with np.errstate(divide="ignore"):  # v**g as 2**(g log2 v): 0 -> -inf -> 0
+                    np.log2(sub, out=sub)
+                sub *= _per_image(g)
+                np.exp2(sub, out=sub)
                 sub *= span
                 sub += lo
                 return sub
@@ -335,10 +338,13 @@ def _taps(coords, h, w, fill):
     cols = _fold(coords[1], w, fill)
     rows += PAD
     cols += PAD
-    index = rows.astype(np.intp)  # coordinates are >= 0 here: truncation is floor
-    x0 = cols.astype(np.intp)
-    rows -= index  # fractional parts
-    cols -= x0
+    whole = np.floor(rows)
+    rows -= whole  # fractional parts (float32 throughout: int64 operands would mean float64)
+    index = whole.astype(np.intp)
+    np.floor(cols, out=whole)
+    cols -= whole
+    x0 = whole.astype(np.intp)
+    del whole
     index += (np.arange(m, dtype=np.intp) * (h + 2 * PAD))[:, None, None]
     index *= w + 2 * PAD
     index += x0
