@@ -197,9 +197,47 @@ def split_file(path, outdir, history, *, test=0.0, val=0.0, percentage=None, whe
             r.close()
 
 
+def stale_parts(outputs, inputs):
+    """Parts (train_NNN/test_NNN/val_NNN) of an earlier split of the same ``inputs`` in the
+    folders of ``outputs``, other than the outputs themselves: kept, they would be mixed with
+    this split.  Parts of other files (a test set kept beside a re-split training set) and
+    the inputs are left alone."""
+    mine = {os.path.abspath(p) for p in outputs}
+    sources = {os.path.abspath(p) for p in inputs}
+    stale = []
+    for folder in sorted({os.path.dirname(os.path.abspath(out)) for out in outputs}):
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            path = os.path.join(folder, name)
+            if PART_FILE.match(name) and path not in mine and path not in sources \
+                    and _split_of(path) & sources:
+                stale.append(path)
+    return stale
+
+
+def _split_of(path):
+    """Input paths of the split that wrote ``path`` (empty if it was not written by split
+    or cannot be read)."""
+    try:
+        with open_galaxies(path) as reader:
+            last = (reader.meta.get("history") or [{}])[-1]
+    except GalError:
+        return set()
+    if last.get("tool") != "split":
+        return set()
+    return {os.path.abspath(i.get("path", "")) for i in last.get("inputs", [])
+            if isinstance(i, dict)}
+
+
 def _write_parts(jobs, history, outdir, overwrite, compression, chunk_size, seed):
     inputs = sorted({r.path for r, *_ in jobs})
     made, done = [], []
+    stale = stale_parts([out for *_, out in jobs], inputs)
+    if stale and not overwrite:
+        raise GalError(f"{stale[0]}: part of an earlier split of the same file ({len(stale)} "
+                       "such file(s) would be mixed with this one); use --overwrite to "
+                       "replace that split, or another folder")
     bar = progress(total=sum(rows.size for _, rows, _, _ in jobs), desc="split")
     try:
         for _, _, _, out in jobs:
@@ -224,4 +262,7 @@ def _write_parts(jobs, history, outdir, overwrite, compression, chunk_size, seed
         raise
     finally:
         bar.close()
+    for path in stale:  # only once the new split is complete
+        os.unlink(path)
+        say(f"removed {path} (part of the split replaced)")
     return {out: int(rows.size) for _, rows, _, out in jobs}

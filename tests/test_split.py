@@ -186,3 +186,29 @@ def test_stratify_on_a_continuous_label_uses_deciles(galprep, tmp_path):
     batch, _ = read_galaxies(out / "test_000.h5")
     counts, _ = np.histogram(batch["inclination"], bins=[0, 22.5, 45, 67.5, 90])
     assert batch["inclination"].size == 10 and counts.min() >= 2
+
+
+def test_overwrite_replaces_a_whole_earlier_split(galprep, tmp_path):
+    """Bags of an earlier split of the same file are not left beside a new one: without
+    --overwrite that is an error naming them; with it they are removed once the new split is
+    written.  Parts of other files, and inputs that look like parts, are never touched."""
+    src = labelled(tmp_path / "d.h5")
+    out = tmp_path / "s"
+    assert galprep("split", src, "-o", out, "--test", "0.2", "--subsamples", "2").code == 0
+    assert sorted(os.listdir(out)) == ["test_000.h5", "test_001.h5", "test_002.h5",
+                                       "train_000.h5", "train_001.h5", "train_002.h5"]
+    r = galprep("split", src, "-o", tmp_path / "s", "--test", "0.3", "--format", "npz")
+    assert r.code == 1 and "earlier split" in r.stderr and "--overwrite" in r.stderr
+    assert len(os.listdir(out)) == 6
+    r = galprep("split", src, "-o", out, "--test", "0.3", "--format", "npz", "--overwrite")
+    assert r.code == 0, r.stderr
+    assert sorted(os.listdir(out)) == ["test_000.npz", "train_000.npz"]
+    # a training part split again into train/val beside its test part: nothing else goes
+    part = out / "train_000.npz"
+    r = galprep("split", part, "-o", out, "--val", "0.5", "--overwrite")
+    assert r.code == 0, r.stderr
+    assert sorted(os.listdir(out)) == ["test_000.npz", "train_000.h5", "train_000.npz",
+                                       "val_000.h5"]
+    (out / "val_001.h5").write_bytes(b"not a galaxy file")  # unreadable: left alone
+    r = galprep("split", part, "-o", out, "--val", "0.4", "--overwrite")
+    assert r.code == 0 and (out / "val_001.h5").exists()

@@ -39,7 +39,9 @@ def split(path, outdir, test, val, percentage, where, stratify, subsamples, frac
           same_split_as, match, fmt, seed, overwrite, compression, chunk_size):
     """Split FILE into OUTDIR/train_000, test_000 and val_000 (.h5 or .npz), optionally after
     --where / --percentage row selection, stratified by a label column, with bagging
-    subsamples.  The same seed gives the same split; each output records it in its history."""
+    subsamples.  The same seed gives the same split; each output records it in its history.
+    Parts of an earlier split of FILE left in OUTDIR (say bags train_002 when this split has
+    fewer) are an error, and are removed with --overwrite once the new split is written."""
     from galtools.progress import say
     from galtools.splitting import split_file
 
