@@ -184,6 +184,29 @@ def test_to_folder_round_trip_through_compress(galprep, tmp_path):
     assert list(a["ids"]) == ["100", "101", "102"] and list(a["fon"]) == [0, 1, 0]
 
 
+def test_to_folder_shards_compress_to_the_unsharded_file(galprep, tmp_path):
+    """The two-step research pipeline on a job array: each shard writes its own folder, a
+    requeued shard is skipped, and compress packs all folders like one unsharded run."""
+    folder = composites(tmp_path / "img", n=5)
+    stem = tmp_path / "stamps"
+    for k in (0, 1):
+        r = galprep("resize", folder, "--to-folder", stem, "--size", "8", "--shard", f"{k}/2")
+        assert r.code == 0, r.stderr
+    parts = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("stamps."))
+    assert parts == ["stamps.shard000-of-002", "stamps.shard001-of-002"]
+    counts = [len(os.listdir(tmp_path / p)) for p in parts]
+    assert sorted(counts) == [2, 3]
+    again = galprep("resize", folder, "--to-folder", stem, "--size", "8", "--shard", "1/2")
+    assert again.code == 0 and "skipped" in again.stderr
+    packed, direct = tmp_path / "packed.h5", tmp_path / "direct.h5"
+    r = galprep("compress", *[tmp_path / p for p in parts], "-o", packed)
+    assert r.code == 0, r.stderr
+    assert galprep("resize", folder, "-o", direct, "--size", "8").code == 0
+    a, _ = read_galaxies(packed)
+    b, _ = read_galaxies(direct)
+    assert list(a["ids"]) == list(b["ids"]) and np.array_equal(a["images"], b["images"])
+
+
 def test_jobs_and_chunks_give_identical_output(galprep, tmp_path):
     folder = tmp_path / "n"
     folder.mkdir()
