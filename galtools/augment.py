@@ -117,9 +117,9 @@ class Augmenter:
         m_h, _ = self._draw(rng, "hflip", n)
         m_v, _ = self._draw(rng, "vflip", n)
         m_90, _ = self._draw(rng, "rot90", n)
-        k90 = np.where(m_90, rng.integers(1, 4, n) if h == w else 2, 0) if m_90.any() else None
-        if k90 is None:
-            k90 = np.zeros(n, np.int64)
+        k90 = np.zeros(n, np.int64)  # quarter turns (only 180° for non-square stamps)
+        if m_90.any():
+            k90 = np.where(m_90, rng.integers(1, 4, n) if h == w else 2, 0)
         resampled = self._affine(x, t, rng, m_h, m_v, k90)
         # images that are not resampled get their flips and quarter turns as plain copies
         arrays = (x, t) if t is not None else (x,)
@@ -161,7 +161,7 @@ class Augmenter:
         dy, dx = np.where(m_shift, dy, 0.0), np.where(m_shift, dx, 0.0)
         matrix, offset = affine_map(theta, zoom, dy, dx, hflip, vflip, k90)
         rows = np.flatnonzero(todo)
-        step = max(1, 2**17 // (h * w))  # ~10 MB of index/weight arrays per step
+        step = max(1, 2**17 // (h * w))  # 2**17 pixels: ~8 MB of temporaries, cache-sized
         every = rows.size == n  # then take slices, not copies through fancy indexing
         for s in range(0, rows.size, step):
             idx = slice(s, min(s + step, n)) if every else rows[s:s + step]

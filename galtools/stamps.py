@@ -47,14 +47,15 @@ def decode_chunk(items, decode):
 
 
 def _run_chunks(chunks, decode, jobs):
-    """Yield decode_chunk results in order, with at most 2×jobs chunks in flight."""
+    """Yield decode_chunk results in order, with at most 4×jobs (small) chunks in flight."""
     from galtools.parallel import ordered_map
 
     if jobs > 1 and len(chunks) > 1:
         from PIL import Image
 
         Image.preinit()  # image plugins imported once here, inherited by the forked workers
-    yield from ordered_map(decode_chunk, [(chunk, decode) for chunk in chunks], jobs)
+    yield from ordered_map(decode_chunk, [(chunk, decode) for chunk in chunks], jobs,
+                           window=4 * jobs)
 
 
 class FolderWriter:

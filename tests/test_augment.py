@@ -274,3 +274,14 @@ def test_ordered_map_shared_memory_results():
     for a, b in zip(got, expected):
         assert a["name"] == b["name"] and a["n"] == b["n"]
         assert np.array_equal(a["images"], b["images"]) and np.array_equal(a["rows"], b["rows"])
+
+
+def test_gamma_on_float_stamps_matches_the_formula():
+    """v**g on the stamp's own min..max range (computed as 2**(g log2 v), exact zeros kept)."""
+    x = np.random.default_rng(5).normal(3, 2, size=(6, 7, 7, 2)).astype("f4")
+    out, _ = Augmenter([Op("gamma", 0.5, 0.5)])(x, None, np.random.default_rng(0))
+    lo = x.min(axis=(1, 2, 3), keepdims=True)
+    hi = x.max(axis=(1, 2, 3), keepdims=True)
+    ref = lo + (hi - lo) * ((x - lo) / (hi - lo)) ** 0.5
+    assert np.allclose(out, ref, rtol=1e-5, atol=1e-5) and np.isfinite(out).all()
+    assert np.allclose(out.min(axis=(1, 2, 3)), lo.ravel())  # the minimum stays put
