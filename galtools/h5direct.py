@@ -34,7 +34,8 @@ class RowStore:
         try:
             from h5py import h5d
 
-            if dataset.ndim < 2 or dataset.dtype.kind not in "biufc" or dataset.size == 0:
+            if (not hasattr(os, "preadv") or dataset.ndim < 2
+                    or dataset.dtype.kind not in "biufc" or dataset.size == 0):
                 return None
             plist = dataset.id.get_create_plist()
             if plist.get_nfilters() or plist.get_external_count():
