@@ -46,3 +46,45 @@ def merge_files(paths, output, history, overwrite=False, compression=None, chunk
     finally:
         for r in readers:
             r.close()
+
+
+def is_table(path):
+    return str(path).lower().endswith(".csv")
+
+
+def merge_tables(paths, output, overwrite=False):
+    """Join CSV shards (``score`` predictions) with equal headers into ``output``: the header
+    once, then every file's rows in the order given.  Returns the number of rows."""
+    from galtools.arrayfile import AtomicPath
+    from galtools.errors import InputError
+
+    if not is_table(output) and output != "-":
+        raise GalError(f"{output}: CSV inputs merge into a .csv output")
+    header, rows = None, 0
+    target = AtomicPath(output, overwrite, paths, suffix=".csv")
+    try:
+        with open(target.tmp, "w", newline="") as out:
+            for path in paths:
+                try:
+                    fh = open(path, newline="")
+                except OSError as exc:
+                    raise InputError(path, f"cannot be read ({exc.strerror})") from None
+                with fh:
+                    first = fh.readline()
+                    if not first.strip():
+                        raise InputError(path, "is empty (no CSV header)")
+                    if header is None:
+                        header = first
+                        out.write(first if first.endswith("\n") else first + "\n")
+                    elif first.rstrip("\r\n") != header.rstrip("\r\n"):
+                        raise InputError(path, f"header {first.strip()!r} differs from "
+                                         f"{paths[0]}'s {header.strip()!r}")
+                    for line in fh:
+                        if line.strip():
+                            out.write(line if line.endswith("\n") else line + "\n")
+                            rows += 1
+        target.commit()
+    except BaseException:
+        target.abort()
+        raise
+    return rows

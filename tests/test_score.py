@@ -226,6 +226,29 @@ def test_cli_score_with_fake_runs(galprep, tmp_path, monkeypatch):
     assert (tmp_path / "q.csv").read_text().startswith("Id,Predicted\ng0,")
 
 
+def test_sharded_scores_merge_into_the_unsharded_csv(galprep, tmp_path, monkeypatch):
+    """A job array of score shards, joined by merge: one header, every row, in order."""
+    src = regression_file(tmp_path / "d.h5")
+    install(monkeypatch, {"r1": FakeRun("r1", "vgg", target="inclination")})
+    whole = tmp_path / "all.csv"
+    assert galprep("score", "r1", src, "-o", whole, "--truth", "inclination").code == 0
+    for k in range(3):
+        r = galprep("score", "r1", src, "-o", tmp_path / "p.csv", "--truth", "inclination",
+                    "--shard", f"{k}/3")
+        assert r.code == 0, r.stderr
+    shards = [tmp_path / f"p.shard{k:03d}-of-003.csv" for k in range(3)]
+    merged = tmp_path / "merged.csv"
+    r = galprep("merge", *shards, "-o", merged)
+    assert r.code == 0 and "rows" in r.stderr, r.stderr
+    assert merged.read_text() == whole.read_text()
+    kaggle = tmp_path / "k.csv"
+    assert galprep("score", "r1", src, "-o", kaggle, "--kaggle", "--shard", "0/3").code == 0
+    r = galprep("merge", shards[0], tmp_path / "k.shard000-of-003.csv", "-o", tmp_path / "x.csv")
+    assert r.code == 1 and "header" in r.stderr and not (tmp_path / "x.csv").exists()
+    r = galprep("merge", shards[0], src, "-o", tmp_path / "x.csv")
+    assert r.code == 1 and "CSV files cannot be merged with array files" in r.stderr
+
+
 @pytest.mark.parametrize("args, words", [
     (["nope"], "nope: not a training run"),
     (["r1", "--truth", "missing"], "no label column 'missing'"),
