@@ -12,6 +12,7 @@ import sys
 import click
 
 from galtools import __version__, registry
+from galtools.allocator import keep_freed_memory
 from galtools.errors import GalError
 from galtools.options import state
 
@@ -106,6 +107,7 @@ def _on_sigterm(signum, frame):
 def main(argv=None):
     """Console-script entry point."""
     state.__init__()  # fresh settings per invocation (tests call main() in-process)
+    keep_freed_memory()
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, _on_sigterm)  # unwind: temporary outputs are removed
     try:
