@@ -13,7 +13,7 @@ import signal
 
 import numpy as np
 
-_SLOTS = None  # (shared buffer, bytes per slot), inherited by forked workers
+_SLOTS = None  # (shared buffer, bytes per slot, keys), inherited by forked workers
 _ALIGN = 64
 _MIN_SHARED = 1 << 16  # smaller arrays travel through the pipe
 
@@ -41,10 +41,10 @@ def _in_slot(fn, slot, args):
     result = fn(*args)
     if _SLOTS is None or not isinstance(result, dict):
         return result
-    buffer, size = _SLOTS
+    buffer, size, keys = _SLOTS
     base, used, out = slot * size, 0, {}
     for key, value in result.items():
-        if (isinstance(value, np.ndarray) and value.dtype.kind in "biufc"
+        if (key in keys and isinstance(value, np.ndarray) and value.dtype.kind in "biufc"
                 and value.nbytes >= _MIN_SHARED and used + value.nbytes <= size):
             view = np.ndarray(value.shape, value.dtype, buffer=buffer, offset=base + used)
             view[...] = value
@@ -58,7 +58,7 @@ def _in_slot(fn, slot, args):
 def _from_slot(result, slot):
     if _SLOTS is None or not isinstance(result, dict):
         return result
-    buffer, size = _SLOTS
+    buffer, size, _ = _SLOTS
     return {
         key: np.ndarray(v.shape, v.dtype, buffer=buffer, offset=slot * size + v.offset)
         if isinstance(v, _Shared) else v
@@ -66,15 +66,15 @@ def _from_slot(result, slot):
     }
 
 
-def ordered_map(fn, tasks, jobs=1, window=None, shared_bytes=0):
+def ordered_map(fn, tasks, jobs=1, window=None, shared_bytes=0, shared=("images", "targets")):
     """Yield ``fn(*task)`` for every task, in order.
 
     With ``jobs`` > 1 and more than one task, a pool of forked worker processes runs the
     tasks, at most ``window`` (default 2 × jobs) at a time so results waiting to be written
     never pile up in memory.  Otherwise the tasks run here, one after the other.
-    ``shared_bytes`` (the most array bytes one result holds) sends the arrays of dict results
-    back through shared memory; they are then views, valid until the next result is asked
-    for (copy what must be kept longer).
+    ``shared_bytes`` (the most bytes the ``shared`` arrays of one dict result hold) sends
+    those arrays back through shared memory; they are then views, valid until the next result
+    is asked for (copy what must be kept longer).  Other values come by pipe, as copies.
     """
     global _SLOTS
     tasks = list(tasks)
@@ -88,7 +88,7 @@ def ordered_map(fn, tasks, jobs=1, window=None, shared_bytes=0):
     previous = _SLOTS
     if shared_bytes:
         size = -(-int(shared_bytes) // mmap.PAGESIZE) * mmap.PAGESIZE
-        _SLOTS = (mmap.mmap(-1, size * window), size)  # anonymous and shared across fork
+        _SLOTS = (mmap.mmap(-1, size * window), size, frozenset(shared))  # shared across fork
     try:
         pool = mp.get_context("fork").Pool(min(jobs, len(tasks)), initializer=_worker_init)
     finally:
@@ -115,5 +115,5 @@ def ordered_map(fn, tasks, jobs=1, window=None, shared_bytes=0):
         else:
             pool.terminate()
         pool.join()
-        if slots is not None and shared_bytes:
-            slots[0].close()
+        # the shared buffer is not closed here: views of it handed out hold it (numpy keeps
+        # the mmap as their base) and it is unmapped when the last of them goes

@@ -255,25 +255,27 @@ def test_gaussian_noise_is_standard_normal_and_seeded():
 def _stamps(seed, n):
     rng = np.random.default_rng(seed)
     return {"images": rng.random((n, 32, 32, 3), dtype=np.float32), "n": n,
-            "rows": np.arange(n), "name": f"chunk{seed}"}
+            "rows": seed * 10**6 + np.arange(n * 1000), "name": f"chunk{seed}"}
 
 
 def test_ordered_map_shared_memory_results():
-    """Big arrays come back through shared slots, small ones and oversized ones by pipe;
-    order and values are those of running the tasks here."""
+    """The named big arrays come back through shared slots (views, valid until the next
+    result), everything else by pipe (kept safely); order and values are those of running
+    the tasks here, and a result too big for its slot also comes by pipe."""
     from galtools.parallel import ordered_map
 
     tasks = [(seed, n) for seed, n in enumerate([40, 3, 40, 90, 17, 40, 40, 2])]
     expected = [_stamps(*t) for t in tasks]
-    got = []
+    images, kept = [], []
     for result in ordered_map(_stamps, tasks, jobs=2, window=3,
-                              shared_bytes=40 * 32 * 32 * 3 * 4):
-        got.append({k: v.copy() if isinstance(v, np.ndarray) else v
-                    for k, v in result.items()})
-    assert len(got) == len(expected)
-    for a, b in zip(got, expected):
-        assert a["name"] == b["name"] and a["n"] == b["n"]
-        assert np.array_equal(a["images"], b["images"]) and np.array_equal(a["rows"], b["rows"])
+                              shared_bytes=40 * 32 * 32 * 3 * 4 + 2**20, shared=("images",)):
+        images.append(result["images"].copy())
+        kept.append(result)  # rows (320 kB, would fit the slot) must stay valid
+    assert len(kept) == len(expected)
+    assert np.array_equal(kept[-1]["images"], expected[-1]["images"])  # alive after the map
+    for got, img, want in zip(kept, images, expected):
+        assert got["name"] == want["name"] and got["n"] == want["n"]
+        assert np.array_equal(img, want["images"]) and np.array_equal(got["rows"], want["rows"])
 
 
 def test_gamma_on_float_stamps_matches_the_formula():
