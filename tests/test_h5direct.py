@@ -68,3 +68,15 @@ def test_store_refuses_non_numeric(tmp_path):
     with h5py.File(tmp_path / "s.h5", "w") as f:
         ds = f.create_dataset("ids", data=np.array([b"a", b"b"]))
         assert RowStore.open(ds, 0) is None
+
+
+@pytest.mark.parametrize("chunks", [None, (3, 4, 4, 2)])
+def test_file_with_a_user_block(tmp_path, chunks):
+    """Byte offsets count from the start of the file, user block included."""
+    x = np.random.default_rng(0).random((10, 4, 4, 2)).astype("f4")
+    path = tmp_path / "ub.h5"
+    with h5py.File(path, "w", userblock_size=1024) as f:
+        f.create_dataset("images", data=x, chunks=chunks)
+    with open_galaxies(path) as reader:
+        assert reader._dataset("images")[1] is not None
+        assert np.array_equal(reader.take([5, 1, 9, 1])["images"], x[[5, 1, 9, 1]])
