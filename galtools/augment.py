@@ -523,12 +523,6 @@ def uniform_plan(values, edges, per_bin, rng, allow_empty=False, column="label",
 # ----------------------------------------------------------------------------- files
 
 
-def read_rows(reader, rows):
-    """Every field at ``rows`` (any order, repeats allowed): runs of nearby rows are read as
-    slices (h5py fancy indexing is slow for scattered rows)."""
-    return reader.take(rows)
-
-
 _READERS = {}
 
 
@@ -539,7 +533,7 @@ def _augment_task(path, rows, key, augmenter):
     reader = _READERS.get(path)
     if reader is None:
         reader = _READERS[path] = open_galaxies(path)
-    batch = read_rows(reader, rows)
+    batch = reader.take(rows)  # runs of nearby rows read as slices, repeats allowed
     images, targets = augmenter(batch["images"], batch.get("targets"),
                                 np.random.default_rng(key), copy=False)
     batch["images"] = images

@@ -55,10 +55,11 @@ def _in_slot(fn, slot, args):
     return out
 
 
-def _from_slot(result, slot):
-    if _SLOTS is None or not isinstance(result, dict):
+def _from_slot(result, slot, slots):
+    """A worker's result with its shared arrays as views of ``slots`` (None: as it came)."""
+    if slots is None or not isinstance(result, dict):
         return result
-    buffer, size, _ = _SLOTS
+    buffer, size, _ = slots
     return {
         key: np.ndarray(v.shape, v.dtype, buffer=buffer, offset=slot * size + v.offset)
         if isinstance(v, _Shared) else v
@@ -85,14 +86,15 @@ def ordered_map(fn, tasks, jobs=1, window=None, shared_bytes=0, shared=("images"
     import multiprocessing as mp
 
     window = window or 2 * jobs
-    previous = _SLOTS
+    slots = None
     if shared_bytes:
         size = -(-int(shared_bytes) // mmap.PAGESIZE) * mmap.PAGESIZE
-        _SLOTS = (mmap.mmap(-1, size * window), size, frozenset(shared))  # shared across fork
+        slots = (mmap.mmap(-1, size * window), size, frozenset(shared))  # shared across fork
+    previous, _SLOTS = _SLOTS, slots  # what the forked workers see
     try:
         pool = mp.get_context("fork").Pool(min(jobs, len(tasks)), initializer=_worker_init)
     finally:
-        slots, _SLOTS = _SLOTS, previous
+        _SLOTS = previous
     finished = False
     try:
         pending, nxt = [], 0
@@ -102,12 +104,7 @@ def ordered_map(fn, tasks, jobs=1, window=None, shared_bytes=0, shared=("images"
                     _in_slot, (fn, nxt % window, tasks[nxt]))))
                 nxt += 1
             slot, result = pending.pop(0)
-            _SLOTS, saved = slots, _SLOTS
-            try:
-                value = _from_slot(result.get(), slot)
-            finally:
-                _SLOTS = saved
-            yield value
+            yield _from_slot(result.get(), slot, slots)
         finished = True
     finally:
         if finished:
