@@ -20,6 +20,7 @@ install: $(STAMP)
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 pytest: install
 	$(BIN)/python -m pytest -q -ra tests

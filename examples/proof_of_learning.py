@@ -25,9 +25,24 @@ import time
 import numpy as np
 
 # resolved, disk-dominated galaxies (like a sample selected for inclination work), seeing-limited
-SIM = ["--size", "32", "--pixel-scale", "0.4", "--bands", "gri", "--inclination", "45:90",
-       "--inclination-law", "uniform", "--flux", "2e4:2e5", "--disk-hlr", "1.0:2.5",
-       "--bulge-fraction", "0:0.3"]
+SIM = [
+    "--size",
+    "32",
+    "--pixel-scale",
+    "0.4",
+    "--bands",
+    "gri",
+    "--inclination",
+    "45:90",
+    "--inclination-law",
+    "uniform",
+    "--flux",
+    "2e4:2e5",
+    "--disk-hlr",
+    "1.0:2.5",
+    "--bulge-fraction",
+    "0:0.3",
+]
 
 
 def galprep(*args):
@@ -45,12 +60,21 @@ def main():
     ap.add_argument("--passes", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--augment", type=int, default=4, metavar="COPIES",
-                    help="first augment each training file (flips, 90° rotations) into "
-                    "COPIES copies with `galprep augment`")
+    ap.add_argument(
+        "--augment",
+        type=int,
+        default=4,
+        metavar="COPIES",
+        help="first augment each training file (flips, 90° rotations) into "
+        "COPIES copies with `galprep augment`",
+    )
     ap.add_argument("--arch", default="small")
-    ap.add_argument("--patience", type=int, default=6,
-                    help="halve the learning rate after this many file visits without progress")
+    ap.add_argument(
+        "--patience",
+        type=int,
+        default=6,
+        help="halve the learning rate after this many file visits without progress",
+    )
     args = ap.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.makedirs(args.workdir, exist_ok=True)
@@ -69,8 +93,25 @@ def main():
         for k, path in enumerate(batches):
             out = os.path.join(w, f"aug_{k:03d}")
             if not os.path.isdir(out):
-                galprep("augment", path, "-o", out, "--copies", args.augment, "--batches", 2,
-                        "--hflip", 0.5, "--vflip", 0.5, "--rot90", 1, "--seed", k, "-q")
+                galprep(
+                    "augment",
+                    path,
+                    "-o",
+                    out,
+                    "--copies",
+                    args.augment,
+                    "--batches",
+                    2,
+                    "--hflip",
+                    0.5,
+                    "--vflip",
+                    0.5,
+                    "--rot90",
+                    1,
+                    "--seed",
+                    k,
+                    "-q",
+                )
             augmented += sorted(glob.glob(os.path.join(out, "batch_*.h5")))
         batches = augmented
     val = os.path.join(w, "val.h5")
@@ -82,10 +123,32 @@ def main():
 
     run = os.path.join(w, f"run_aug{args.augment}" if args.augment else "run")
     t1 = time.time()
-    galprep("train-batch", *batches, "-o", run, "--model", "vgg", "--arch", args.arch,
-            "--target", "inclination", "--target-range", "45,90", "--val", val,
-            "--passes", args.passes, "--batch-size", args.batch_size, "--lr", args.lr,
-            "--patience", args.patience, "--seed", 1)
+    galprep(
+        "train-batch",
+        *batches,
+        "-o",
+        run,
+        "--model",
+        "vgg",
+        "--arch",
+        args.arch,
+        "--target",
+        "inclination",
+        "--target-range",
+        "45,90",
+        "--val",
+        val,
+        "--passes",
+        args.passes,
+        "--batch-size",
+        args.batch_size,
+        "--lr",
+        args.lr,
+        "--patience",
+        args.patience,
+        "--seed",
+        1,
+    )
     t_train = time.time() - t1
 
     from galtools.arrayfile import read_galaxies
@@ -95,18 +158,25 @@ def main():
     pred = load_run(run).predict(batch["images"])
     err = pred - batch["inclination"]
     result = {
-        "n_train": per * args.batch_files, "augment_copies": args.augment,
-        "n_test": len(err), "passes": args.passes,
-        "rmse_deg": float(np.sqrt(np.mean(err ** 2))), "mae_deg": float(np.mean(np.abs(err))),
-        "bias_deg": float(np.mean(err)), "simulate_s": round(t_sim, 1),
-        "train_s": round(t_train, 1), "goal_rmse_deg": 3.0,
+        "n_train": per * args.batch_files,
+        "augment_copies": args.augment,
+        "n_test": len(err),
+        "passes": args.passes,
+        "rmse_deg": float(np.sqrt(np.mean(err**2))),
+        "mae_deg": float(np.mean(np.abs(err))),
+        "bias_deg": float(np.mean(err)),
+        "simulate_s": round(t_sim, 1),
+        "train_s": round(t_train, 1),
+        "goal_rmse_deg": 3.0,
     }
-    with open(os.path.join(w, f"proof_of_learning{'_aug' if args.augment else ''}.json"),
-              "w") as fh:
+    with open(
+        os.path.join(w, f"proof_of_learning{'_aug' if args.augment else ''}.json"), "w"
+    ) as fh:
         json.dump(result, fh, indent=1)
     print(json.dumps(result, indent=1))
-    print(f"held-out inclination RMSE {result['rmse_deg']:.2f}° (goal ≤ 3°), "
-          f"training {t_train:.0f} s")
+    print(
+        f"held-out inclination RMSE {result['rmse_deg']:.2f}° (goal ≤ 3°), training {t_train:.0f} s"
+    )
 
 
 if __name__ == "__main__":

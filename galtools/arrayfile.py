@@ -142,7 +142,7 @@ class GalaxyReader:
         for run in np.split(sorted_idx, breaks):
             first = int(run[0])
             block = self._read_field(name, first, int(run[-1]) + 1)
-            out[order[at:at + run.size]] = block[run - first]
+            out[order[at : at + run.size]] = block[run - first]
             at += run.size
         return out
 
@@ -359,9 +359,7 @@ class NpzReader(GalaxyReader):
             tshape = self._headers["targets"][0]
             self._targets_shape = tuple(tshape) + ((1,) if len(tshape) == 3 else ())
         self.has_ids = "ids" in self._headers
-        self.label_names = [
-            k for k in self._headers if k not in RESERVED
-        ]
+        self.label_names = [k for k in self._headers if k not in RESERVED]
         self._column_lengths = {
             k: (v[0][0] if len(v[0]) == 1 else None)
             for k, v in self._headers.items()
@@ -605,15 +603,19 @@ class GalaxyWriter:
                 else:
                     chunks, kw = (4096,), {}
                 f.create_dataset(
-                    name, shape=(0,) + rowshape, maxshape=(None,) + rowshape,
-                    dtype=dtype, chunks=chunks, **kw,
+                    name,
+                    shape=(0,) + rowshape,
+                    maxshape=(None,) + rowshape,
+                    dtype=dtype,
+                    chunks=chunks,
+                    **kw,
                 )
             ds = f[name]
             ds.resize(self.n + n, axis=0)
             if arr.dtype.kind == "U":
-                ds[self.n:] = arr.astype(object)
+                ds[self.n :] = arr.astype(object)
             else:
-                ds[self.n:] = arr
+                ds[self.n :] = arr
 
     def _append_npz(self, data):
         for name, arr in data.items():

@@ -164,7 +164,7 @@ class Augmenter:
         step = max(1, 2**17 // (h * w))  # 2**17 pixels: ~8 MB of temporaries, cache-sized
         every = rows.size == n  # then take slices, not copies through fancy indexing
         for s in range(0, rows.size, step):
-            idx = slice(s, min(s + step, n)) if every else rows[s:s + step]
+            idx = slice(s, min(s + step, n)) if every else rows[s : s + step]
             taps = _taps(_affine_coords(h, w, matrix[idx], offset[idx]), h, w, self.fill)
             for arr in (x, t) if t is not None else (x,):
                 if every:  # write straight into the chunk
@@ -191,6 +191,7 @@ class Augmenter:
             x += _per_image(np.where(mask2, add, 0.0))
         mask, gamma = self._draw(rng, "gamma", n)
         if mask.any():
+
             def apply_gamma(sub, g):  # in place: sub is x or a copy of its rows
                 lo, hi = _value_range(sub, eight_bit)
                 span = np.maximum(hi - lo, np.float32(1e-12))
@@ -208,6 +209,7 @@ class Augmenter:
             _apply(x, mask, apply_gamma, gamma)
         mask, sigma = self._draw(rng, "noise", n)
         if mask.any():
+
             def add_noise(sub, s):
                 noise = gaussian_noise(rng, sub.shape)
                 noise *= _per_image(s)
@@ -217,6 +219,7 @@ class Augmenter:
             _apply(x, mask, add_noise, sigma)
         mask, _ = self._draw(rng, "invert", n)
         if mask.any():
+
             def invert(sub, _):
                 lo, hi = _value_range(sub, eight_bit)
                 return (lo + hi) - sub
@@ -224,6 +227,7 @@ class Augmenter:
             _apply(x, mask, invert, None)
         mask, amount = self._draw(rng, "greyscale", n)
         if mask.any() and x.shape[-1] > 1:
+
             def grey(sub, a):
                 a = _per_image(a)
                 return (1 - a) * sub + a * sub.mean(axis=-1, keepdims=True)
@@ -269,8 +273,9 @@ def affine_map(theta, zoom, dy, dx, hflip=None, vflip=None, k90=None):
     offset = -np.einsum("nij,nj->ni", matrix, np.stack([dy, dx], axis=1))
     pre = np.tile(np.eye(2), (n, 1, 1))  # input-side map: quarter turn, then flips
     if k90 is not None:
-        quarter = np.array([[[1, 0], [0, 1]], [[0, 1], [-1, 0]], [[-1, 0], [0, -1]],
-                            [[0, -1], [1, 0]]], float)
+        quarter = np.array(
+            [[[1, 0], [0, 1]], [[0, 1], [-1, 0]], [[-1, 0], [0, -1]], [[0, -1], [1, 0]]], float
+        )
         pre = quarter[np.asarray(k90) % 4]
     if vflip is not None:
         pre[:, 0] *= np.where(vflip, -1.0, 1.0)[:, None]
@@ -385,12 +390,13 @@ def _padded_bands(sub, fill):
     (one pass, instead of np.pad and a transposition)."""
     m, h, w, c = sub.shape
     if min(h, w) < PAD:
-        mode = {"reflect": "symmetric", "nearest": "edge", "wrap": "wrap",
-                "constant": "constant"}[fill]
+        mode = {"reflect": "symmetric", "nearest": "edge", "wrap": "wrap", "constant": "constant"}[
+            fill
+        ]
         padded = np.pad(sub, ((0, 0), (PAD, PAD), (PAD, PAD), (0, 0)), mode=mode)
         return np.ascontiguousarray(np.moveaxis(padded, -1, 0))
     out = np.empty((c, m, h + 2 * PAD, w + 2 * PAD), sub.dtype)
-    out[:, :, PAD:PAD + h, PAD:PAD + w] = np.moveaxis(sub, -1, 0)
+    out[:, :, PAD : PAD + h, PAD : PAD + w] = np.moveaxis(sub, -1, 0)
     for axis, n in ((2, h), (3, w)):  # rows, then columns over the full height
         lead = (slice(None),) * axis
 
@@ -428,8 +434,9 @@ def gaussian_blur(x, sigma, truncate=3.0):
         pad[axis] = (radius, radius)
         padded = np.pad(x, pad, mode="symmetric")
         size = x.shape[axis]
-        windows = [padded[(slice(None),) * axis + (slice(k, k + size),)]
-                   for k in range(2 * radius + 1)]
+        windows = [
+            padded[(slice(None),) * axis + (slice(k, k + size),)] for k in range(2 * radius + 1)
+        ]
         out = windows[0] * taps[0]
         for window, tap in zip(windows[1:], taps[1:]):
             out += window * tap
@@ -445,14 +452,14 @@ def gaussian_noise(rng, shape):
     half = (size + 1) // 2
     raw = rng.bit_generator.random_raw(half)
     radius = (raw >> np.uint64(40)).astype(np.float32)  # u in [0, 1): radius sqrt(-2 ln(1-u))
-    radius *= np.float32(-(2.0 ** -24))
+    radius *= np.float32(-(2.0**-24))
     np.log1p(radius, out=radius)
     radius *= np.float32(-2)
     np.sqrt(radius, out=radius)
     raw &= np.uint64(0xFFFFFF)
     angle = raw.astype(np.float32)
     del raw
-    angle *= np.float32(2 * np.pi * 2.0 ** -24)
+    angle *= np.float32(2 * np.pi * 2.0**-24)
     out = np.empty(2 * half, np.float32)
     np.cos(angle, out=out[:half])
     np.sin(angle, out=out[half:])
@@ -481,8 +488,10 @@ def parse_bins(text):
             if edges.size < 2 or np.any(np.diff(edges) <= 0):
                 raise ValueError
     except ValueError:
-        raise ValueError(f"bins must be LO:HI:STEP with LO < HI, STEP > 0, or increasing "
-                         f"edges 'a,b,c', got {text!r}") from None
+        raise ValueError(
+            f"bins must be LO:HI:STEP with LO < HI, STEP > 0, or increasing "
+            f"edges 'a,b,c', got {text!r}"
+        ) from None
     return edges
 
 
@@ -512,11 +521,15 @@ def uniform_plan(values, edges, per_bin, rng, allow_empty=False, column="label",
             chosen = np.concatenate([rows, rng.choice(rows, per_bin - rows.size, replace=True)])
         plan.append(chosen)
     if empty and not allow_empty:
-        raise InputError(path, f"bin {empty[0]} of '{column}' is empty "
-                         f"({len(empty)} empty bin(s); use --allow-empty-bins)")
+        raise InputError(
+            path,
+            f"bin {empty[0]} of '{column}' is empty "
+            f"({len(empty)} empty bin(s); use --allow-empty-bins)",
+        )
     if not plan:
-        raise InputError(path, f"no rows of '{column}' fall in the bins "
-                         f"{edges[0]:g}..{edges[-1]:g}")
+        raise InputError(
+            path, f"no rows of '{column}' fall in the bins {edges[0]:g}..{edges[-1]:g}"
+        )
     return np.concatenate(plan), counts, int((~inside).sum())
 
 
@@ -534,8 +547,9 @@ def _augment_task(path, rows, key, augmenter):
     if reader is None:
         reader = _READERS[path] = open_galaxies(path)
     batch = reader.take(rows)  # runs of nearby rows read as slices, repeats allowed
-    images, targets = augmenter(batch["images"], batch.get("targets"),
-                                np.random.default_rng(key), copy=False)
+    images, targets = augmenter(
+        batch["images"], batch.get("targets"), np.random.default_rng(key), copy=False
+    )
     batch["images"] = images
     if targets is not None:
         batch["targets"] = targets
@@ -547,9 +561,26 @@ def _close_readers():
         _READERS.popitem()[1].close()
 
 
-def augment_file(path, output, augmenter, history, *, uniform=None, bins=None, per_bin=None,
-                 allow_empty=False, copies=1, batches=None, fmt="h5", seed=0, shard=None,
-                 overwrite=False, compression=None, chunk_size=None, jobs=1):
+def augment_file(
+    path,
+    output,
+    augmenter,
+    history,
+    *,
+    uniform=None,
+    bins=None,
+    per_bin=None,
+    allow_empty=False,
+    copies=1,
+    batches=None,
+    fmt="h5",
+    seed=0,
+    shard=None,
+    overwrite=False,
+    compression=None,
+    chunk_size=None,
+    jobs=1,
+):
     """Augment ``path`` into ``output`` (a file, or a folder of ``batches`` batch files).
 
     Chunks of the shuffled plan are read and augmented by ``jobs`` worker processes and
@@ -572,16 +603,20 @@ def augment_file(path, output, augmenter, history, *, uniform=None, bins=None, p
             values = reader.column(uniform)
             if values.dtype.kind not in "iuf":
                 raise InputError(path, f"column '{uniform}' is not numeric")
-            plan, counts, outside = uniform_plan(values, bins, per_bin, rng, allow_empty,
-                                                 uniform, path)
-            say(f"'{uniform}' bins: {' '.join(map(str, counts))} rows → {per_bin} each"
-                + (f"; {outside} rows outside the bins" if outside else ""))
+            plan, counts, outside = uniform_plan(
+                values, bins, per_bin, rng, allow_empty, uniform, path
+            )
+            say(
+                f"'{uniform}' bins: {' '.join(map(str, counts))} rows → {per_bin} each"
+                + (f"; {outside} rows outside the bins" if outside else "")
+            )
         else:
             plan = np.repeat(np.arange(reader.n), copies)
         image_shape = reader.image_shape
         meta_in = reader.meta
-        row_bytes = int(np.prod(image_shape)) * reader.dtype.itemsize * (
-            2 if reader.has_targets else 1)
+        row_bytes = (
+            int(np.prod(image_shape)) * reader.dtype.itemsize * (2 if reader.has_targets else 1)
+        )
     plan = plan[rng.permutation(plan.size)]
     info = {"ops": augmenter.describe(), "seed": seed, "rows": int(plan.size)}
     if uniform:
@@ -611,19 +646,22 @@ def augment_file(path, output, augmenter, history, *, uniform=None, bins=None, p
     tasks, owner = [], []
     for i, (_, start, stop, k) in enumerate(todo):
         for c, s in enumerate(range(start, stop, size)):
-            tasks.append((path, plan[s:min(s + size, stop)], [seed, k, c], augmenter))
+            tasks.append((path, plan[s : min(s + size, stop)], [seed, k, c], augmenter))
             owner.append(i)
     bar = progress(total=sum(j[2] - j[1] for j in todo), desc="augment")
     written, writer, current = {}, None, None
     try:
-        for i, batch in zip(owner, ordered_map(_augment_task, tasks, jobs,
-                                                           shared_bytes=size * row_bytes)):
+        for i, batch in zip(
+            owner, ordered_map(_augment_task, tasks, jobs, shared_bytes=size * row_bytes)
+        ):
             if i != current:
                 if writer is not None:
                     writer.close()
                     written[writer.path] = writer.n
-                writer, current = GalaxyWriter(todo[i][0], meta, overwrite, compression,
-                                               inputs=[path]), i
+                writer, current = (
+                    GalaxyWriter(todo[i][0], meta, overwrite, compression, inputs=[path]),
+                    i,
+                )
             writer.append(batch)
             bar.update(len(batch["images"]))
         if writer is not None:

@@ -84,23 +84,26 @@ class Catalog:
         if id_column is None:
             id_column = next((c for c in ID_COLUMN_GUESSES if c in names), names[0])
         elif id_column not in names:
-            raise InputError(self.path, f"no id column '{id_column}' (columns: "
-                             f"{', '.join(names)})")
+            raise InputError(self.path, f"no id column '{id_column}' (columns: {', '.join(names)})")
         self.id_column = id_column
         ids = [normalise_id(v, id_pattern) for v in np.asarray(table[id_column])]
         seen = {}
         for row, key in enumerate(ids):
             if key in seen:
-                raise InputError(self.path, f"duplicate id '{key}' in column '{id_column}' "
-                                 f"(rows {seen[key] + 1} and {row + 1})")
+                raise InputError(
+                    self.path,
+                    f"duplicate id '{key}' in column '{id_column}' "
+                    f"(rows {seen[key] + 1} and {row + 1})",
+                )
             seen[key] = row
         self.index = seen
         if labels is None:
             labels = [c for c in names if c != id_column]
         for name in labels:
             if name not in names:
-                raise InputError(self.path, f"no label column '{name}' (columns: "
-                                 f"{', '.join(names)})")
+                raise InputError(
+                    self.path, f"no label column '{name}' (columns: {', '.join(names)})"
+                )
             if name in ("images", "targets", "ids", "meta"):
                 raise InputError(self.path, f"column name '{name}' is reserved")
         self.columns, self.classes = {}, {}
@@ -166,6 +169,8 @@ def attach(ids, catalog, require=False, where="images"):
     report = {"images": len(ids), "without_row": missing, "rows_without_image": unused}
     if require and missing:
         first = ids[int(np.flatnonzero(rows < 0)[0])]
-        raise GalError(f"{catalog.path}: {missing} of {len(ids)} {where} have no catalog row "
-                       f"(first: id '{first}'; --require-labels)")
+        raise GalError(
+            f"{catalog.path}: {missing} of {len(ids)} {where} have no catalog row "
+            f"(first: id '{first}'; --require-labels)"
+        )
     return rows, report

@@ -30,7 +30,9 @@ def broken_command(name, entry, reason, what="plugin command"):
         )
 
     return click.Command(
-        name, callback=run, context_settings={"ignore_unknown_options": True},
+        name,
+        callback=run,
+        context_settings={"ignore_unknown_options": True},
         params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
         short_help=f"{BROKEN_MARK} broken plugin ({entry.dist}): {reason}",
         help=f"This {what}'s plugin ({entry.dist} {entry.version}) failed to load: {reason}",
@@ -48,7 +50,9 @@ class PluginGroup(click.Group):
         """The click command for a loaded entry (here: the entry must be one)."""
         if not isinstance(obj, click.Command):
             return broken_command(
-                name, entry, f"{entry.value} is a {type(obj).__name__}, not a click command",
+                name,
+                entry,
+                f"{entry.value} is a {type(obj).__name__}, not a click command",
                 self.what,
             )
         return obj
@@ -128,8 +132,9 @@ def main(argv=None):
     except GalError as exc:
         if state.debug:
             raise
-        code = _fail(_prefix(), str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                     exc.exit_code)
+        code = _fail(
+            _prefix(), str(exc).splitlines()[0] if str(exc) else type(exc).__name__, exc.exit_code
+        )
     except BrokenPipeError:
         sys.stderr.close()  # reader went away (e.g. `| head`): not an error
         code = 0
@@ -143,7 +148,8 @@ def main(argv=None):
         text = str(exc).splitlines()[0] if str(exc) else ""
         code = _fail(
             _prefix(),
-            f"unexpected {type(exc).__name__}: {text} (run with --debug for the traceback)", 1
+            f"unexpected {type(exc).__name__}: {text} (run with --debug for the traceback)",
+            1,
         )
     sys.exit(code)
 

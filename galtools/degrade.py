@@ -32,15 +32,18 @@ def parse_psf(spec):
     kind, _, rest = text.partition(":")
     kind = kind.strip().lower()
     if kind not in PSF_PARAMS:
-        raise GalError(f"PSF '{spec}': unknown kind '{kind}' (use gaussian:sigma=S or "
-                       "moffat:fwhm=F,beta=B)")
+        raise GalError(
+            f"PSF '{spec}': unknown kind '{kind}' (use gaussian:sigma=S or moffat:fwhm=F,beta=B)"
+        )
     params = {}
     for part in filter(None, (p.strip() for p in rest.split(","))):
         name, eq, value = part.partition("=")
         name = name.strip().lower()
         if not eq or name not in PSF_PARAMS[kind]:
-            raise GalError(f"PSF '{spec}': bad parameter '{part}' (a {kind} PSF takes "
-                           f"{', '.join(PSF_PARAMS[kind])} as NAME=VALUE)")
+            raise GalError(
+                f"PSF '{spec}': bad parameter '{part}' (a {kind} PSF takes "
+                f"{', '.join(PSF_PARAMS[kind])} as NAME=VALUE)"
+            )
         try:
             values = [float(v) for v in value.split("/")]
         except ValueError:
@@ -125,8 +128,10 @@ class Convolver:
         o = (s - 1) // 2
         if self.kernels.shape[-1] != c:
             raise GalError(f"{self.kernels.shape[-1]} PSF kernels for {c} bands")
-        size = (fft.next_fast_len(max(h + o, s), real=True),
-                fft.next_fast_len(max(w + o, s), real=True))
+        size = (
+            fft.next_fast_len(max(h + o, s), real=True),
+            fft.next_fast_len(max(w + o, s), real=True),
+        )
         kf = self._cache.get(size)
         if kf is None:
             planes = np.moveaxis(self.kernels, -1, 0)
@@ -135,7 +140,7 @@ class Convolver:
         spectrum = fft.rfft2(planes, s=size)
         spectrum *= kf[None]
         full = fft.irfft2(spectrum, s=size)
-        return np.moveaxis(full[:, :, o:o + h, o:o + w], 1, -1)
+        return np.moveaxis(full[:, :, o : o + h, o : o + w], 1, -1)
 
 
 def convolve(images, kernels):
@@ -226,8 +231,10 @@ class Degrader:
         x = np.asarray(images, np.float64)
         bad = ~np.isfinite(x).reshape(len(x), -1).all(axis=1)
         if bad.any():
-            raise GalError(f"image {offset + int(np.flatnonzero(bad)[0])} has NaN or infinite "
-                           "pixels (degrade needs finite images)")
+            raise GalError(
+                f"image {offset + int(np.flatnonzero(bad)[0])} has NaN or infinite "
+                "pixels (degrade needs finite images)"
+            )
         if self.kernels is not None:
             x = self.convolve(x)
         x = reduce_resolution(x, self.factor)
@@ -240,21 +247,40 @@ class Degrader:
         h, w, c = image_shape
         shape = f"{h}×{w}×{c}"
         if self.factor > 1:
-            images = (f"{shape}: block-averaged {self.factor}×{self.factor} "
-                      f"(effective {math.ceil(h / self.factor)}×{math.ceil(w / self.factor)}) "
-                      "and replicated back onto the original grid")
+            images = (
+                f"{shape}: block-averaged {self.factor}×{self.factor} "
+                f"(effective {math.ceil(h / self.factor)}×{math.ceil(w / self.factor)}) "
+                "and replicated back onto the original grid"
+            )
         else:
             images = f"{shape}: same grid as the input"
         return {
-            "psf": self.psf, "noise_sigma": self.noise, "poisson_gain": self.gain,
-            "downsample": self.factor, "seed": self.seed,
+            "psf": self.psf,
+            "noise_sigma": self.noise,
+            "poisson_gain": self.gain,
+            "downsample": self.factor,
+            "seed": self.seed,
             "order": "psf, downsample, poisson, gaussian",
-            "images": images, "targets": f"{shape}: the input images (float32)",
+            "images": images,
+            "targets": f"{shape}: the input images (float32)",
         }
 
 
-def degrade_file(path, output, history, psf=None, noise=0.0, gain=None, factor=1, seed=0,
-                 overwrite=False, compression=None, chunk_size=None, shard=None, report=None):
+def degrade_file(
+    path,
+    output,
+    history,
+    psf=None,
+    noise=0.0,
+    gain=None,
+    factor=1,
+    seed=0,
+    overwrite=False,
+    compression=None,
+    chunk_size=None,
+    shard=None,
+    report=None,
+):
     """Write ``output`` with targets = the images of ``path`` and images = degraded copies.
 
     Ids and label columns are copied; existing targets of the input are replaced.  ``report``:
@@ -276,8 +302,13 @@ def degrade_file(path, output, history, psf=None, noise=0.0, gain=None, factor=1
         degrader = Degrader(reader.image_shape[-1], psf, noise, gain, factor, seed)
         start, stop = shard.bounds(reader.n) if shard else (0, reader.n)
         info = degrader.describe(reader.image_shape)
-        info.update(input=str(reader.path), output=str(output), rows=[start, stop],
-                    n=stop - start, dropped_input_targets=bool(reader.has_targets))
+        info.update(
+            input=str(reader.path),
+            output=str(output),
+            rows=[start, stop],
+            n=stop - start,
+            dropped_input_targets=bool(reader.has_targets),
+        )
         meta = derive(reader.meta, history)
         meta["degradation"] = info
         fields = [f for f in reader.fields if f != "targets"]

@@ -69,17 +69,22 @@ class SquaredError:
 def check_denoiser(run, image_shape, path):
     """GalError unless ``run`` is a denoiser that can take images of ``image_shape``."""
     if run.task != "denoise":
-        raise GalError(f"{run.path}: a {run.model_name} {run.task} run, not a denoiser "
-                       "(train one with --model resnet-denoiser)")
+        raise GalError(
+            f"{run.path}: a {run.model_name} {run.task} run, not a denoiser "
+            "(train one with --model resnet-denoiser)"
+        )
     bands = (run.config or {}).get("bands")
     if bands is not None and len(bands) != image_shape[-1]:
         c = image_shape[-1]
-        raise GalError(f"{path}: images have {c} band{'s' * (c != 1)}, run {run.path} takes "
-                       f"{len(bands)} ({', '.join(map(str, bands))})")
+        raise GalError(
+            f"{path}: images have {c} band{'s' * (c != 1)}, run {run.path} takes "
+            f"{len(bands)} ({', '.join(map(str, bands))})"
+        )
     if run.input_shape is not None and tuple(run.input_shape) != tuple(image_shape):
         shape = "×".join(map(str, run.input_shape))
-        raise GalError(f"{path}: images are {'×'.join(map(str, image_shape))}, run "
-                       f"{run.path} takes {shape}")
+        raise GalError(
+            f"{path}: images are {'×'.join(map(str, image_shape))}, run {run.path} takes {shape}"
+        )
 
 
 PIXELS_PER_BATCH = 2**20  # keeps a fully convolutional network's activations to ~100s of MB
@@ -97,13 +102,24 @@ def _predict(run, images, batch_size):
     batch_size = auto_batch(images.shape[1:], batch_size)
     out = np.asarray(run.predict(images, batch_size=batch_size))
     if out.shape != images.shape:
-        raise GalError(f"run {run.path} returned shape {out.shape[1:]} for images of "
-                       f"{images.shape[1:]}")
+        raise GalError(
+            f"run {run.path} returned shape {out.shape[1:]} for images of {images.shape[1:]}"
+        )
     return out
 
 
-def denoise_file(run, path, output, history, overwrite=False, compression=None,
-                 chunk_size=None, batch_size=None, shard=None, extra_outputs=None):
+def denoise_file(
+    run,
+    path,
+    output,
+    history,
+    overwrite=False,
+    compression=None,
+    chunk_size=None,
+    batch_size=None,
+    shard=None,
+    extra_outputs=None,
+):
     """Write ``output``: the file with its images denoised by ``run`` (targets, labels kept).
 
     Returns {'n', and with targets: 'before'/'after' {'mse', 'psnr'}, 'peak'}.
@@ -120,8 +136,7 @@ def denoise_file(run, path, output, history, overwrite=False, compression=None,
         meta = derive(reader.meta, history)
         meta["denoised_by"] = str(run.path)
         bar = progress(total=stop - start, desc="denoise")
-        with GalaxyWriter(output, meta, overwrite, compression,
-                          inputs=[path, run.path]) as writer:
+        with GalaxyWriter(output, meta, overwrite, compression, inputs=[path, run.path]) as writer:
             for _, batch in reader.chunks(chunk_size, None, start, stop):
                 images = batch["images"]
                 clean = _predict(run, images, batch_size)
@@ -133,8 +148,13 @@ def denoise_file(run, path, output, history, overwrite=False, compression=None,
                 writer.append(batch)
                 bar.update(len(images))
             bar.close()
-            info = {"input": str(reader.path), "output": str(output), "run": str(run.path),
-                    "n": stop - start, "image_shape": list(reader.image_shape)}
+            info = {
+                "input": str(reader.path),
+                "output": str(output),
+                "run": str(run.path),
+                "n": stop - start,
+                "image_shape": list(reader.image_shape),
+            }
             if reader.has_targets and stop > start:
                 peak = before.peak
                 info["peak"] = peak
@@ -155,8 +175,10 @@ def robustness(runs, path, chunk_size=None, batch_size=None, limit=None):
 
     with open_galaxies(path) as reader:
         if not reader.has_targets:
-            raise GalError(f"{reader.path}: --robustness needs clean 'targets' in the file "
-                           "(make pairs with galprep degrade)")
+            raise GalError(
+                f"{reader.path}: --robustness needs clean 'targets' in the file "
+                "(make pairs with galprep degrade)"
+            )
         for run in runs:
             check_denoiser(run, reader.image_shape, reader.path)
         stop = reader.n if limit is None else min(limit, reader.n)
@@ -176,17 +198,24 @@ def robustness(runs, path, chunk_size=None, batch_size=None, limit=None):
         bar.close()
         peak = inputs["as given"].peak
         table = {
-            "input": str(reader.path), "n": stop, "peak": peak, "cases": list(CASES),
-            "without_denoising": {c: {"mse": inputs[c].mse, "psnr": psnr(inputs[c].mse, peak)}
-                                  for c in CASES},
+            "input": str(reader.path),
+            "n": stop,
+            "peak": peak,
+            "cases": list(CASES),
+            "without_denoising": {
+                c: {"mse": inputs[c].mse, "psnr": psnr(inputs[c].mse, peak)} for c in CASES
+            },
             "runs": [],
         }
         for j, run in enumerate(runs):
             row = {"run": str(run.path), "label": run_label(run), "cases": {}}
             for c in CASES:
                 mse = outputs[j, c].mse
-                row["cases"][c] = {"mse": mse, "psnr": psnr(mse, peak),
-                                   "psnr_gain": psnr(mse, peak) - psnr(inputs[c].mse, peak)}
+                row["cases"][c] = {
+                    "mse": mse,
+                    "psnr": psnr(mse, peak),
+                    "psnr_gain": psnr(mse, peak) - psnr(inputs[c].mse, peak),
+                }
             table["runs"].append(row)
     return table
 
@@ -225,8 +254,13 @@ def plot_robustness(path, table):
     for k, (label, row) in enumerate(series):
         values = [row[c]["psnr"] for c in cases]
         values = [v if math.isfinite(v) else np.nan for v in values]
-        ax.bar(x + (k - (len(series) - 1) / 2) * width, values, width, label=label,
-               color="0.7" if k == 0 else None)
+        ax.bar(
+            x + (k - (len(series) - 1) / 2) * width,
+            values,
+            width,
+            label=label,
+            color="0.7" if k == 0 else None,
+        )
     ax.set_xticks(x, labels=cases)
     ax.set_ylabel("PSNR against targets (dB)")
     ax.set_title(f"denoising robustness (n={table['n']})", fontsize=10)

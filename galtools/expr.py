@@ -46,8 +46,9 @@ def tokenize(text):
             break
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise ExprError(f"--where: unexpected {text[pos:].strip()[:10]!r} at column "
-                            f"{pos + 1} of {text!r}")
+            raise ExprError(
+                f"--where: unexpected {text[pos:].strip()[:10]!r} at column {pos + 1} of {text!r}"
+            )
         kind = m.lastgroup
         value = m.group(kind)
         if kind == "num":
@@ -167,8 +168,12 @@ def columns(tree):
 
 
 _OPS = {
-    "==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,
-    ">": np.greater, ">=": np.greater_equal,
+    "==": np.equal,
+    "!=": np.not_equal,
+    "<": np.less,
+    "<=": np.less_equal,
+    ">": np.greater,
+    ">=": np.greater_equal,
 }
 
 

@@ -51,8 +51,11 @@ def read_condition_table(path, names):
         with open_galaxies(path) as reader:
             missing = [n for n in names if n not in reader.label_names]
             if missing:
-                raise InputError(reader.path, f"no label column {', '.join(missing)} "
-                                 f"(label columns: {', '.join(reader.label_names) or 'none'})")
+                raise InputError(
+                    reader.path,
+                    f"no label column {', '.join(missing)} "
+                    f"(label columns: {', '.join(reader.label_names) or 'none'})",
+                )
             columns = reader.labels(names)
             where = reader.path
     else:
@@ -64,8 +67,7 @@ def read_condition_table(path, names):
         known = [c.strip() for c in table.colnames]
         missing = [n for n in names if n not in known]
         if missing:
-            raise InputError(path, f"no column {', '.join(missing)} (columns: "
-                             f"{', '.join(known)})")
+            raise InputError(path, f"no column {', '.join(missing)} (columns: {', '.join(known)})")
         columns = {n: np.asarray(table[table.colnames[known.index(n)]]) for n in names}
         where = path
     out = {}
@@ -90,20 +92,26 @@ class Conditions:
         names = list(run.conditions or [])
         given = list(fixed) + list(table)
         if not names and given:
-            raise GalError(f"{run.path}: a {run.model_name} run takes no conditions "
-                           f"(got {', '.join(given)})")
+            raise GalError(
+                f"{run.path}: a {run.model_name} run takes no conditions (got {', '.join(given)})"
+            )
         unknown = [g for g in given if g not in names]
         if unknown:
-            raise GalError(f"{run.path}: unknown condition {', '.join(unknown)} (the run knows "
-                           f"{', '.join(names)})")
+            raise GalError(
+                f"{run.path}: unknown condition {', '.join(unknown)} (the run knows "
+                f"{', '.join(names)})"
+            )
         both = set(fixed) & set(table)
         if both:
-            raise GalError(f"condition {', '.join(sorted(both))} given by --condition and "
-                           "--conditions-from")
+            raise GalError(
+                f"condition {', '.join(sorted(both))} given by --condition and --conditions-from"
+            )
         missing = [n for n in names if n not in given]
         if missing:
-            raise GalError(f"{run.path}: give condition {', '.join(missing)} (--condition "
-                           f"{','.join(n + '=VALUE' for n in names)} or --conditions-from FILE)")
+            raise GalError(
+                f"{run.path}: give condition {', '.join(missing)} (--condition "
+                f"{','.join(n + '=VALUE' for n in names)} or --conditions-from FILE)"
+            )
         self.names, self.fixed, self.table = names, fixed, table
         self.rows = len(next(iter(table.values()))) if table else None
 
@@ -132,22 +140,36 @@ def check_gan(run):
         what = f"{run.model_name} {run.task} run"
         if run.target:
             what += f" predicting '{run.target}'"
-        raise GalError(f"{run.path}: a {what}, not a GAN (generate needs a dcgan, cgan or "
-                       "twoinone run)")
+        raise GalError(
+            f"{run.path}: a {what}, not a GAN (generate needs a dcgan, cgan or twoinone run)"
+        )
 
 
 def check_scorer(scorer, image_shape):
     from galtools.scoring import check_image_shape, run_kind
 
     if run_kind(scorer) != "score":
-        raise GalError(f"{scorer.path}: a {scorer.model_name} run cannot score images "
-                       "(use a twoinone run)")
+        raise GalError(
+            f"{scorer.path}: a {scorer.model_name} run cannot score images (use a twoinone run)"
+        )
     check_image_shape(scorer, image_shape, "generated images")
 
 
-def generate_file(run, n, output, history, seed=0, batch_size=256, conditions=None,
-                  min_score=None, scorer=None, max_tries=None, montage=None,
-                  overwrite=False, compression=None):
+def generate_file(
+    run,
+    n,
+    output,
+    history,
+    seed=0,
+    batch_size=256,
+    conditions=None,
+    min_score=None,
+    scorer=None,
+    max_tries=None,
+    montage=None,
+    overwrite=False,
+    compression=None,
+):
     """Write ``n`` images sampled from GAN ``run`` to ``output``; returns a summary dict.
 
     ``conditions``: a :class:`Conditions` (cgan runs).  ``scorer`` (by default the run itself
@@ -168,14 +190,20 @@ def generate_file(run, n, output, history, seed=0, batch_size=256, conditions=No
     if scorer is None and run.model_name in SCORE_MODELS:
         scorer = run
     if min_score is not None and scorer is None:
-        raise GalError(f"{run.path}: a {run.model_name} run has no score: --min-score needs "
-                       "a twoinone run or --scorer RUN")
+        raise GalError(
+            f"{run.path}: a {run.model_name} run has no score: --min-score needs "
+            "a twoinone run or --scorer RUN"
+        )
     if scorer is not None:
         check_scorer(scorer, run.input_shape)
     max_tries = max_tries or TRIES_PER_IMAGE * n
     config = run.config or {}
-    meta = new_meta(bands=config.get("bands"), pixel_scale=config.get("pixel_scale"),
-                    history=[history], generated_by=str(run.path))
+    meta = new_meta(
+        bands=config.get("bands"),
+        pixel_scale=config.get("pixel_scale"),
+        history=[history],
+        generated_by=str(run.path),
+    )
     outs = Outputs(overwrite, [run.path] + ([scorer.path] if scorer is not None else []))
     outs.check(output, montage)
     todo = deque(range(n))
@@ -186,14 +214,19 @@ def generate_file(run, n, output, history, seed=0, batch_size=256, conditions=No
         while todo:
             limited = min_score is not None
             if limited and tries >= max_tries:
-                raise GalError(f"only {kept} of {n} images scored above {min_score:g} in "
-                               f"{tries} tries (best score {best:.3g}); lower --min-score or "
-                               "raise --max-tries")
+                raise GalError(
+                    f"only {kept} of {n} images scored above {min_score:g} in "
+                    f"{tries} tries (best score {best:.3g}); lower --min-score or "
+                    "raise --max-tries"
+                )
             m = min(batch_size, len(todo), max_tries - tries if limited else len(todo))
             rows = np.array([todo.popleft() for _ in range(m)])
             cond = conditions.values(rows) if conditions else None
-            images = np.asarray(run.generate(m, seed=batch_seed(seed, batch_no),
-                                             conditions=cond, batch_size=batch_size))
+            images = np.asarray(
+                run.generate(
+                    m, seed=batch_seed(seed, batch_no), conditions=cond, batch_size=batch_size
+                )
+            )
             batch_no += 1
             tries += m
             if images.shape[0] != m:
@@ -222,15 +255,26 @@ def generate_file(run, n, output, history, seed=0, batch_size=256, conditions=No
         bar.close()
         if montage:
             h = first[0].shape[0]
-            save_montage(outs.add(montage, ".png"), np.stack(first), bands=config.get("bands"),
-                         scale=max(1, 128 // max(h, 1)),
-                         captions=captions if any(captions) else None)
-    return {"n": kept, "tries": tries, "batches": batch_no, "output": str(output),
-            "acceptance": kept / tries if tries else None}
+            save_montage(
+                outs.add(montage, ".png"),
+                np.stack(first),
+                bands=config.get("bands"),
+                scale=max(1, 128 // max(h, 1)),
+                captions=captions if any(captions) else None,
+            )
+    return {
+        "n": kept,
+        "tries": tries,
+        "batches": batch_no,
+        "output": str(output),
+        "acceptance": kept / tries if tries else None,
+    }
 
 
 def _captions(batch, names, count):
     """Stamp captions for a montage: the conditions and the score of each image."""
     keys = [k for k in list(names) + ["score"] if k in batch]
-    return [" ".join(f"{k}={batch[k][i]:.3g}" for k in keys)
-            for i in range(min(count, len(batch["images"])))]
+    return [
+        " ".join(f"{k}={batch[k][i]:.3g}" for k in keys)
+        for i in range(min(count, len(batch["images"])))
+    ]

@@ -34,8 +34,12 @@ class RowStore:
         try:
             from h5py import h5d
 
-            if (not hasattr(os, "preadv") or dataset.ndim < 2
-                    or dataset.dtype.kind not in "biufc" or dataset.size == 0):
+            if (
+                not hasattr(os, "preadv")
+                or dataset.ndim < 2
+                or dataset.dtype.kind not in "biufc"
+                or dataset.size == 0
+            ):
                 return None
             plist = dataset.id.get_create_plist()
             if plist.get_nfilters() or plist.get_external_count():
@@ -58,7 +62,8 @@ class RowStore:
         start = self._chunks.get(chunk, -1)
         if start == -1:
             info = self.dataset.id.get_chunk_info_by_coord(
-                (chunk * self.rows_per_chunk,) + (0,) * len(self.rowshape))
+                (chunk * self.rows_per_chunk,) + (0,) * len(self.rowshape)
+            )
             start = self._chunks[chunk] = info.byte_offset
         return None if start is None else start + within * self.row_bytes
 
@@ -78,9 +83,9 @@ class RowStore:
             size = (b - a) * self.row_bytes
             offset = self._offset(a)
             if offset is None:  # unallocated chunk: the library supplies the fill value
-                out[at // self.row_bytes:at // self.row_bytes + b - a] = self.dataset[a:b]
+                out[at // self.row_bytes : at // self.row_bytes + b - a] = self.dataset[a:b]
             else:
-                got = os.preadv(self.fd, [flat[at:at + size]], offset)
+                got = os.preadv(self.fd, [flat[at : at + size]], offset)
                 if got != size:
                     raise OSError(f"short read ({got} of {size} bytes)")
             at += size

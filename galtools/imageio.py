@@ -43,13 +43,16 @@ def is_band_token(token):
     token = token.lower()
     if token in GREY:
         return True
-    return 0 < len(token) <= len(WAVELENGTH) and len(set(token)) == len(token) and all(
-        c in WAVELENGTH for c in token
+    return (
+        0 < len(token) <= len(WAVELENGTH)
+        and len(set(token)) == len(token)
+        and all(c in WAVELENGTH for c in token)
     )
 
 
 def wavelength_order(names):
     """Band names sorted by wavelength (unknown names keep their order after known ones)."""
+
     def key(item):
         i, name = item
         return (WAVELENGTH.index(name), i) if name in WAVELENGTH else (len(WAVELENGTH), i)
@@ -100,8 +103,7 @@ def find_files(inputs, exclude=()):
         spec = os.fspath(spec)
         if os.path.isdir(spec):
             names = sorted(n for n in os.listdir(spec) if not n.startswith("."))
-            found = [os.path.join(spec, n) for n in names
-                     if os.path.isfile(os.path.join(spec, n))]
+            found = [os.path.join(spec, n) for n in names if os.path.isfile(os.path.join(spec, n))]
             if not found:
                 raise InputError(spec, "empty folder (no image files)")
         elif os.path.isfile(spec):
@@ -127,8 +129,9 @@ def group_files(paths, id_pattern=None):
         group_key = os.path.join(os.path.dirname(path), key)
         item = items.get(group_key)
         if item is None:
-            item = items[group_key] = Item(key, normalise_id(key, id_pattern),
-                                           name=id_text(key, id_pattern))
+            item = items[group_key] = Item(
+                key, normalise_id(key, id_pattern), name=id_text(key, id_pattern)
+            )
         item.files.append((path, token))
     return [items[k] for k in sorted(items)], bad
 
@@ -169,14 +172,17 @@ def select_bands(image, names, request, path):
     for want in request:
         if isinstance(want, int):
             if not -image.shape[-1] <= want < image.shape[-1]:
-                raise InputError(path, f"has {image.shape[-1]} channel(s); band index {want} "
-                                 "requested")
+                raise InputError(
+                    path, f"has {image.shape[-1]} channel(s); band index {want} requested"
+                )
             picks.append(want % image.shape[-1])
         elif want in names:
             picks.append(names.index(want))
         else:
-            raise InputError(path, f"has no band '{want}' (bands: {', '.join(names)}; "
-                             f"{image.shape[-1]} channel(s))")
+            raise InputError(
+                path,
+                f"has no band '{want}' (bands: {', '.join(names)}; {image.shape[-1]} channel(s))",
+            )
     return image[..., picks], [names[i] for i in picks]
 
 
@@ -201,9 +207,12 @@ class Geometry:
     def resample(self):
         from PIL import Image
 
-        return {"area": Image.Resampling.BOX, "bilinear": Image.Resampling.BILINEAR,
-                "bicubic": Image.Resampling.BICUBIC,
-                "lanczos": Image.Resampling.LANCZOS}[self.filter]
+        return {
+            "area": Image.Resampling.BOX,
+            "bilinear": Image.Resampling.BILINEAR,
+            "bicubic": Image.Resampling.BICUBIC,
+            "lanczos": Image.Resampling.LANCZOS,
+        }[self.filter]
 
     def apply_pil(self, img):
         """Crop and resize a PIL image (any mode)."""
@@ -226,9 +235,14 @@ class Geometry:
             src = image[..., 0] if mode == "L" else image
             out = np.asarray(self.apply_pil(Image.fromarray(np.ascontiguousarray(src), mode)))
             return out.reshape(out.shape[:2] + (image.shape[-1],))
-        chans = [np.asarray(self.apply_pil(Image.fromarray(
-            np.ascontiguousarray(image[..., c], dtype=np.float32), "F")))
-            for c in range(image.shape[-1])]
+        chans = [
+            np.asarray(
+                self.apply_pil(
+                    Image.fromarray(np.ascontiguousarray(image[..., c], dtype=np.float32), "F")
+                )
+            )
+            for c in range(image.shape[-1])
+        ]
         return np.stack(chans, axis=-1).astype(image.dtype, copy=False)
 
 
@@ -272,8 +286,13 @@ def decode_pil(path, token, geometry, dtype):
             arr = np.asarray(img)
     except InputError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-            Image.DecompressionBombError) as exc:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+    ) as exc:
         raise InputError(path, f"unreadable image ({_short(exc)})") from None
     if arr.ndim == 2:
         arr = arr[..., None]
@@ -315,8 +334,11 @@ def read_fits(path):
     _check_file(path)
     try:
         with fits.open(path, memmap=False) as hdus:
-            planes = [(h.data, h.header) for h in hdus
-                      if getattr(h, "is_image", False) and h.data is not None]
+            planes = [
+                (h.data, h.header)
+                for h in hdus
+                if getattr(h, "is_image", False) and h.data is not None
+            ]
     except InputError:
         raise
     except Exception as exc:  # astropy raises OSError, ValueError, TypeError, …
@@ -351,8 +373,9 @@ def decode_fits(path, token, geometry, nan_fill):
     bad = ~np.isfinite(cube)
     if bad.any():
         if nan_fill is None:
-            raise InputError(path, f"{int(bad.sum())} NaN/inf pixel(s) "
-                             "(use --nan fill=VALUE to replace them)")
+            raise InputError(
+                path, f"{int(bad.sum())} NaN/inf pixel(s) (use --nan fill=VALUE to replace them)"
+            )
         cube = np.where(bad, np.float32(nan_fill), cube)
     c = cube.shape[-1]
     if token and token not in GREY and len(token) == c:
@@ -388,8 +411,10 @@ def load_item(item, geometry, bands=None, dtype="uint8", nan_fill=None):
         missing = [b for b in bands if b not in tokens]
         if missing:
             have = ", ".join(sorted(str(f[1]) for f in files))
-            raise InputError(files[0][0], f"object '{item.key}' has no file for band "
-                             f"'{missing[0]}' (band files: {have})")
+            raise InputError(
+                files[0][0],
+                f"object '{item.key}' has no file for band '{missing[0]}' (band files: {have})",
+            )
         files = wanted
     planes, names, first = [], [], None
     for path, token in files:
@@ -399,8 +424,11 @@ def load_item(item, geometry, bands=None, dtype="uint8", nan_fill=None):
         if first is None:
             first = (path, image.shape[:2])
         elif image.shape[:2] != first[1]:
-            raise InputError(path, f"size {image.shape[0]}x{image.shape[1]} differs from band "
-                             f"file {first[0]}'s {first[1][0]}x{first[1][1]}")
+            raise InputError(
+                path,
+                f"size {image.shape[0]}x{image.shape[1]} differs from band "
+                f"file {first[0]}'s {first[1][0]}x{first[1][1]}",
+            )
         for name in found:
             if name in names:
                 raise InputError(path, f"object '{item.key}' has two files for band '{name}'")
@@ -418,8 +446,11 @@ def save_stamp_files(directory, stem, image, names, fmt):
     from PIL import Image
 
     if image.dtype != np.uint8:
-        raise InputError(stem, f"{image.dtype} data cannot be saved as {fmt} "
-                         "(8-bit only; write an array file instead)")
+        raise InputError(
+            stem,
+            f"{image.dtype} data cannot be saved as {fmt} "
+            "(8-bit only; write an array file instead)",
+        )
     ext = "jpg" if fmt in ("jpg", "jpeg") else fmt
     kw = {"quality": 95} if ext == "jpg" else {}
     written = []

@@ -77,7 +77,8 @@ def render_all():
     pages = {}
     root = click.Context(cli, info_name="galprep", **cli.context_settings)
     commands = {
-        name: entry for name, entry in registry.entries("galtools.commands").items()
+        name: entry
+        for name, entry in registry.entries("galtools.commands").items()
         if entry.builtin or entry.dist.lower().startswith(FIRST_PARTY)
     }
     main = page(cli, "galprep", summary="galaxy images in, machine learning out")
@@ -87,11 +88,14 @@ def render_all():
         main += [".TP", f"\\fBgalprep {name}\\fR", _esc(cmd.get_short_help_str(limit=200))]
     main += [
         ".SH ENVIRONMENT",
-        ".TP", "\\fBGALPREP_PLUGINS\\fR",
+        ".TP",
+        "\\fBGALPREP_PLUGINS\\fR",
         "Comma\\-separated entry\\-point names of third\\-party plugins to load, or none.",
-        ".TP", "\\fBSLURM_ARRAY_TASK_ID\\fR, \\fBSLURM_ARRAY_TASK_COUNT\\fR",
+        ".TP",
+        "\\fBSLURM_ARRAY_TASK_ID\\fR, \\fBSLURM_ARRAY_TASK_COUNT\\fR",
         "Default \\-\\-shard of commands that loop over data.",
-        ".TP", "\\fBGALPREP_DEBUG\\fR",
+        ".TP",
+        "\\fBGALPREP_DEBUG\\fR",
         "Like \\-\\-debug: full tracebacks on errors.",
         ".SH SEE ALSO",
         ", ".join(f"\\fBgalprep\\-{n}\\fR(1)" for n in list(commands)[:SEE_ALSO_LIMIT]),

@@ -77,8 +77,11 @@ def merge_tables(paths, output, overwrite=False):
                         header = first
                         out.write(first if first.endswith("\n") else first + "\n")
                     elif first.rstrip("\r\n") != header.rstrip("\r\n"):
-                        raise InputError(path, f"header {first.strip()!r} differs from "
-                                         f"{paths[0]}'s {header.strip()!r}")
+                        raise InputError(
+                            path,
+                            f"header {first.strip()!r} differs from "
+                            f"{paths[0]}'s {header.strip()!r}",
+                        )
                     for line in fh:
                         if line.strip():
                             out.write(line if line.endswith("\n") else line + "\n")

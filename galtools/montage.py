@@ -61,12 +61,13 @@ def grid(images, columns=None, pad=2, background=0.0):
     for k in range(n):
         r, q = divmod(k, columns)
         y, x = pad + r * (h + pad), pad + q * (w + pad)
-        out[y:y + h, x:x + w] = images[k]
+        out[y : y + h, x : x + w] = images[k]
     return out
 
 
-def montage_image(images, columns=None, scale=1, method="auto", bands=None, rgb=None,
-                  captions=None):
+def montage_image(
+    images, columns=None, scale=1, method="auto", bands=None, rgb=None, captions=None
+):
     """A PIL image of a montage of ``images`` with optional per-stamp captions."""
     from PIL import Image, ImageDraw
 
@@ -127,8 +128,19 @@ def parse_rgb(text, bands):
     return out
 
 
-def montage_from_file(path, out, count=16, random=False, seed=0, field="images",
-                      captions=(), columns=None, scale=None, method="auto", rgb=None):
+def montage_from_file(
+    path,
+    out,
+    count=16,
+    random=False,
+    seed=0,
+    field="images",
+    captions=(),
+    columns=None,
+    scale=None,
+    method="auto",
+    rgb=None,
+):
     """Montage PNG of ``count`` images (first, or a seeded random choice) of a file."""
     from galtools.arrayfile import open_galaxies
     from galtools.errors import GalError
@@ -163,6 +175,14 @@ def montage_from_file(path, out, count=16, random=False, seed=0, field="images",
         h = reader.image_shape[0]
         if scale is None:
             scale = max(1, 128 // max(h, 1))
-        save_montage(out, batch[field], columns=columns, scale=scale, method=method,
-                     bands=reader.bands, rgb=channels, captions=text)
+        save_montage(
+            out,
+            batch[field],
+            columns=columns,
+            scale=scale,
+            method=method,
+            bands=reader.bands,
+            rgb=channels,
+            captions=text,
+        )
     return out

@@ -36,15 +36,27 @@ def _set(attr):
 def common(f):
     """-q/--quiet, -v/--verbose, --debug: on every command."""
     f = click.option(
-        "--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set("debug"),
+        "--debug",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_set("debug"),
         help="Show the full traceback on errors.",
     )(f)
     f = click.option(
-        "-v", "--verbose", count=True, expose_value=False, callback=_set("verbose"),
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        callback=_set("verbose"),
         help="Say more (repeat for more).",
     )(f)
     f = click.option(
-        "-q", "--quiet", is_flag=True, expose_value=False, callback=_set("quiet"),
+        "-q",
+        "--quiet",
+        is_flag=True,
+        expose_value=False,
+        callback=_set("quiet"),
         help="No progress bars or chatter.",
     )(f)
     return f
@@ -64,8 +76,12 @@ seed = click.option(
 )
 
 compression = click.option(
-    "--compress", "compression", type=click.Choice(["none", "gzip", "lzf"]), default="none",
-    show_default=True, help="Compression of image data in .h5 outputs.",
+    "--compress",
+    "compression",
+    type=click.Choice(["none", "gzip", "lzf"]),
+    default="none",
+    show_default=True,
+    help="Compression of image data in .h5 outputs.",
 )
 
 
@@ -77,7 +93,10 @@ def _jobs_default():
 
 
 jobs = click.option(
-    "-j", "--jobs", type=click.IntRange(min=1), default=None,
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
     help="Worker processes (default: all cores).",
 )
 
@@ -151,7 +170,10 @@ def _shard_callback(ctx, param, value):
 
 
 shard = click.option(
-    "--shard", callback=_shard_callback, metavar="K/N", default=None,
+    "--shard",
+    callback=_shard_callback,
+    metavar="K/N",
+    default=None,
     help="Process only part K of N (0-based); default from SLURM_ARRAY_TASK_ID/COUNT. "
     "The shard's output gets a .shardKKK-of-NNN suffix; a shard whose output exists is skipped.",
 )
@@ -159,7 +181,9 @@ shard = click.option(
 
 def chunk_size(default=None):
     return click.option(
-        "--chunk-size", type=click.IntRange(min=1), default=default,
+        "--chunk-size",
+        type=click.IntRange(min=1),
+        default=default,
         help="Images per chunk read/written at once (default: ~64 MB of images).",
     )
 

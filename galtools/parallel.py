@@ -44,8 +44,13 @@ def _in_slot(fn, slot, args):
     buffer, size, keys = _SLOTS
     base, used, out = slot * size, 0, {}
     for key, value in result.items():
-        if (key in keys and isinstance(value, np.ndarray) and value.dtype.kind in "biufc"
-                and value.nbytes >= _MIN_SHARED and used + value.nbytes <= size):
+        if (
+            key in keys
+            and isinstance(value, np.ndarray)
+            and value.dtype.kind in "biufc"
+            and value.nbytes >= _MIN_SHARED
+            and used + value.nbytes <= size
+        ):
             view = np.ndarray(value.shape, value.dtype, buffer=buffer, offset=base + used)
             view[...] = value
             out[key] = _Shared(used, value.shape, value.dtype.str)
@@ -62,7 +67,8 @@ def _from_slot(result, slot, slots):
     buffer, size, _ = slots
     return {
         key: np.ndarray(v.shape, v.dtype, buffer=buffer, offset=slot * size + v.offset)
-        if isinstance(v, _Shared) else v
+        if isinstance(v, _Shared)
+        else v
         for key, v in result.items()
     }
 
@@ -100,8 +106,9 @@ def ordered_map(fn, tasks, jobs=1, window=None, shared_bytes=0, shared=("images"
         pending, nxt = [], 0
         while nxt < len(tasks) or pending:
             while nxt < len(tasks) and len(pending) < window:
-                pending.append((nxt % window, pool.apply_async(
-                    _in_slot, (fn, nxt % window, tasks[nxt]))))
+                pending.append(
+                    (nxt % window, pool.apply_async(_in_slot, (fn, nxt % window, tasks[nxt])))
+                )
                 nxt += 1
             slot, result = pending.pop(0)
             yield _from_slot(result.get(), slot, slots)

@@ -40,8 +40,16 @@ def progress(iterable=None, total=None, desc=None, unit="img", **kw):
         return _Silent(iterable)
     from tqdm import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr,
-                dynamic_ncols=True, leave=False, **kw)
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        unit=unit,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        leave=False,
+        **kw,
+    )
 
 
 def say(message):

@@ -86,7 +86,8 @@ class Run:
     @property
     def closed_form(self):
         return os.path.exists(os.path.join(self.path, "weights.npz")) and not os.path.exists(
-            os.path.join(self.path, "model.keras"))
+            os.path.join(self.path, "model.keras")
+        )
 
     def __repr__(self):
         return f"<Run {self.path}: {self.model_name} ({self.task})>"
@@ -130,18 +131,21 @@ class Run:
             raise GalError(f"{self.path}: expected N×H×W×C images, got shape {images.shape}")
         shape = self.input_shape
         if shape is not None and tuple(images.shape[1:]) != shape:
-            raise GalError(f"{self.path}: model takes {'×'.join(map(str, shape))} images, "
-                           f"got {'×'.join(map(str, images.shape[1:]))}")
+            raise GalError(
+                f"{self.path}: model takes {'×'.join(map(str, shape))} images, "
+                f"got {'×'.join(map(str, images.shape[1:]))}"
+            )
         if shape is None and self.bands and images.shape[-1] != len(self.bands):
-            raise GalError(f"{self.path}: model takes {len(self.bands)} bands, got "
-                           f"{images.shape[-1]}")
+            raise GalError(
+                f"{self.path}: model takes {len(self.bands)} bands, got {images.shape[-1]}"
+            )
         return images.astype(np.float32, copy=False)
 
     @staticmethod
     def _batched(model, x, batch_size):
         outs = []
         for s in range(0, len(x), batch_size):
-            outs.append(model.predict_on_batch(x[s:s + batch_size]))
+            outs.append(model.predict_on_batch(x[s : s + batch_size]))
         if not outs:
             return None
         if isinstance(outs[0], dict):
@@ -154,8 +158,10 @@ class Run:
         denoise: cleaned images of the input's shape."""
         x = self._images(images)
         if self.task == "gan":
-            raise GalError(f"{self.path}: {self.describe()} does not predict; use generate "
-                           "(or score for twoinone)")
+            raise GalError(
+                f"{self.path}: {self.describe()} does not predict; use generate "
+                "(or score for twoinone)"
+            )
         if self.closed_form:
             return np.asarray(self.spec.predict(self, x))
         model = self.keras_model()
@@ -187,8 +193,11 @@ class Run:
             raise GalError(f"{self.path}: {self.describe()} takes no conditions")
         outs = []
         for s in range(0, int(n), batch_size):
-            part = [a[s:s + batch_size] for a in inputs] if isinstance(inputs, list) \
-                else inputs[s:s + batch_size]
+            part = (
+                [a[s : s + batch_size] for a in inputs]
+                if isinstance(inputs, list)
+                else inputs[s : s + batch_size]
+            )
             outs.append(np.asarray(gen.predict_on_batch(part)))
         shape = (0,) + tuple(self.input_shape)
         return np.concatenate(outs) if outs else np.empty(shape, np.float32)
@@ -197,13 +206,16 @@ class Run:
         from galtools.train.data import to_unit
 
         if not conditions:
-            raise GalError(f"{self.path}: cgan run needs conditions for "
-                           f"{', '.join(self.conditions)}")
+            raise GalError(
+                f"{self.path}: cgan run needs conditions for {', '.join(self.conditions)}"
+            )
         cols = {c["name"]: c for c in self.config["columns"]}
         missing = [c for c in self.conditions if c not in conditions]
         if missing:
-            raise GalError(f"{self.path}: missing condition '{missing[0]}' "
-                           f"(needs {', '.join(self.conditions)})")
+            raise GalError(
+                f"{self.path}: missing condition '{missing[0]}' "
+                f"(needs {', '.join(self.conditions)})"
+            )
         out = []
         for name in self.conditions:
             v = np.broadcast_to(np.asarray(conditions[name], np.float64), (n,))
@@ -223,8 +235,10 @@ class Run:
         if out is None:
             return {"score": np.empty(0), "p_real": np.empty(0)}
         col = self.config["columns"][0]
-        return {"score": from_unit(out["score"][:, 0], col),
-                "p_real": 1.0 / (1.0 + np.exp(-out["label"][:, 0].astype(np.float64)))}
+        return {
+            "score": from_unit(out["score"][:, 0], col),
+            "p_real": 1.0 / (1.0 + np.exp(-out["label"][:, 0].astype(np.float64))),
+        }
 
     def _disc_heads(self):
         return set(self.discriminator().output) if self.task == "gan" else set()
@@ -245,8 +259,7 @@ class Run:
             try:
                 layer = base.get_layer("features")
             except ValueError:
-                raise GalError(f"{self.path}: {self.describe()} has no 'features' layer") \
-                    from None
+                raise GalError(f"{self.path}: {self.describe()} has no 'features' layer") from None
             self._models[key] = keras.Model(base.inputs, layer.output)
         out = self._batched(self._models[key], x, batch_size)
         if out is None:

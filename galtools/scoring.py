@@ -76,12 +76,19 @@ def classification_metrics(probs, truth, class_names, top_k=3):
         "accuracy": float(np.mean(predicted == truth)),
         "top_k": {str(j): top_k_accuracy(probs, truth, j) for j in range(1, min(top_k, k) + 1)},
         "per_class": {
-            name: {"n": int(cm[i].sum()), "recall": _num(recall[i]),
-                   "precision": _num(precision[i])}
+            name: {
+                "n": int(cm[i].sum()),
+                "recall": _num(recall[i]),
+                "precision": _num(precision[i]),
+            }
             for i, name in enumerate(class_names)
         },
-        "confusion_matrix": {"classes": list(class_names), "rows": "true class",
-                             "columns": "predicted class", "counts": cm.tolist()},
+        "confusion_matrix": {
+            "classes": list(class_names),
+            "rows": "true class",
+            "columns": "predicted class",
+            "counts": cm.tolist(),
+        },
     }
 
 
@@ -189,11 +196,12 @@ def run_kind(run):
     if run.task == "gan" and run.model_name in SCORE_MODELS:
         return "score"
     if run.task == "gan":
-        raise GalError(f"{run.path}: a {run.model_name} run only generates images, it has no "
-                       "score (use galprep generate, or a twoinone run)")
+        raise GalError(
+            f"{run.path}: a {run.model_name} run only generates images, it has no "
+            "score (use galprep generate, or a twoinone run)"
+        )
     if run.task == "denoise":
-        raise GalError(f"{run.path}: a {run.model_name} run denoises images (use galprep "
-                       "denoise)")
+        raise GalError(f"{run.path}: a {run.model_name} run denoises images (use galprep denoise)")
     raise GalError(f"{run.path}: cannot score with a '{run.task}' run")
 
 
@@ -207,8 +215,9 @@ def check_image_shape(run, image_shape, path):
     if want is None:
         return
     if tuple(want) != tuple(image_shape):
-        raise GalError(f"{path}: images are {shape_text(image_shape)}, run {run.path} takes "
-                       f"{shape_text(want)}")
+        raise GalError(
+            f"{path}: images are {shape_text(image_shape)}, run {run.path} takes {shape_text(want)}"
+        )
 
 
 class Ensemble:
@@ -224,14 +233,18 @@ class Ensemble:
         self.class_names = list(first.class_names) if self.kind == "classification" else None
         for run in self.runs[1:]:
             if run_kind(run) != self.kind:
-                raise GalError(f"{run.path}: a {run_kind(run)} run cannot join an ensemble of "
-                               f"{self.kind} runs")
+                raise GalError(
+                    f"{run.path}: a {run_kind(run)} run cannot join an ensemble of {self.kind} runs"
+                )
             if self.kind != "score" and run.target != first.target:
-                raise GalError(f"{run.path}: predicts '{run.target}', {first.path} predicts "
-                               f"'{first.target}'")
+                raise GalError(
+                    f"{run.path}: predicts '{run.target}', {first.path} predicts '{first.target}'"
+                )
             if self.kind == "classification" and list(run.class_names) != self.class_names:
-                raise GalError(f"{run.path}: classes {', '.join(run.class_names)} differ from "
-                               f"{first.path}'s {', '.join(self.class_names)}")
+                raise GalError(
+                    f"{run.path}: classes {', '.join(run.class_names)} differ from "
+                    f"{first.path}'s {', '.join(self.class_names)}"
+                )
 
     def __len__(self):
         return len(self.runs)
@@ -255,8 +268,11 @@ def truth_codes(reader, column, class_names):
         lookup = {name: i for i, name in enumerate(class_names)}
         unknown = sorted(set(values.tolist()) - set(lookup) - {""})
         if unknown:
-            raise InputError(reader.path, f"'{column}' has classes the runs do not know: "
-                             f"{', '.join(unknown[:5])} (runs: {', '.join(class_names)})")
+            raise InputError(
+                reader.path,
+                f"'{column}' has classes the runs do not know: "
+                f"{', '.join(unknown[:5])} (runs: {', '.join(class_names)})",
+            )
         return np.array([lookup.get(v, -1) for v in values.tolist()], np.int64)
     if values.dtype.kind == "f":
         if np.any(np.isfinite(values) & (values != np.round(values))):
@@ -266,18 +282,27 @@ def truth_codes(reader, column, class_names):
     names = reader.classes.get(column)
     if names is not None:
         if len(names) != k:
-            raise InputError(reader.path, f"'{column}' has {len(names)} classes "
-                             f"({', '.join(names)}), the runs have {k} "
-                             f"({', '.join(class_names)})")
+            raise InputError(
+                reader.path,
+                f"'{column}' has {len(names)} classes "
+                f"({', '.join(names)}), the runs have {k} "
+                f"({', '.join(class_names)})",
+            )
         if list(names) != list(class_names):
             if sorted(names) != sorted(class_names):
-                raise InputError(reader.path, f"'{column}' classes {', '.join(names)} differ "
-                                 f"from the runs' {', '.join(class_names)}")
+                raise InputError(
+                    reader.path,
+                    f"'{column}' classes {', '.join(names)} differ "
+                    f"from the runs' {', '.join(class_names)}",
+                )
             remap = np.array([list(class_names).index(n) for n in names])
             codes = np.where(codes >= 0, remap[np.clip(codes, 0, k - 1)], -1)
     elif codes.size and codes.max() >= k:
-        raise InputError(reader.path, f"'{column}' has class code {int(codes.max())}, the runs "
-                         f"have {k} classes ({', '.join(class_names)})")
+        raise InputError(
+            reader.path,
+            f"'{column}' has class code {int(codes.max())}, the runs "
+            f"have {k} classes ({', '.join(class_names)})",
+        )
     return codes
 
 
@@ -307,10 +332,26 @@ def csv_header(ens, truth):
     return cols
 
 
-def score_file(runs, path, output, history=None, truth=None, kaggle=False, clip=None,
-               fit_bias_path=None, bias_correction=None, report=None, confusion=None,
-               plot=None, top_k=3, overwrite=False, chunk_size=None, batch_size=256,
-               shard=None, run_paths=()):
+def score_file(
+    runs,
+    path,
+    output,
+    history=None,
+    truth=None,
+    kaggle=False,
+    clip=None,
+    fit_bias_path=None,
+    bias_correction=None,
+    report=None,
+    confusion=None,
+    plot=None,
+    top_k=3,
+    overwrite=False,
+    chunk_size=None,
+    batch_size=256,
+    shard=None,
+    run_paths=(),
+):
     """Predict every image of ``path`` with ``runs`` (an ensemble when several) into a CSV.
 
     ``truth``: label column to compare with; ``kaggle``: write ``Id,Predicted`` only;
@@ -327,8 +368,9 @@ def score_file(runs, path, output, history=None, truth=None, kaggle=False, clip=
     if kaggle and ens.kind == "classification" and clip is not None:
         raise GalError("--clip applies to values, not to classes")
     if ens.kind == "score" and (truth or fit_bias_path or bias_correction):
-        raise GalError("score runs have no truth to compare with (no --truth, --fit-bias, "
-                       "--bias-correction)")
+        raise GalError(
+            "score runs have no truth to compare with (no --truth, --fit-bias, --bias-correction)"
+        )
     if ens.kind == "classification" and (fit_bias_path or bias_correction):
         raise GalError("bias fits are for regression runs")
     if (fit_bias_path or confusion or plot) and not truth:
@@ -342,8 +384,7 @@ def score_file(runs, path, output, history=None, truth=None, kaggle=False, clip=
     report_png = _png_beside(report) if report and truth else None
     if report_png and report_png == plot:
         report_png = None
-    outs.check(output, fit_bias_path, report, report_png, confusion, _png_beside(confusion),
-               plot)
+    outs.check(output, fit_bias_path, report, report_png, confusion, _png_beside(confusion), plot)
 
     with open_galaxies(path) as reader:
         for run in ens.runs:
@@ -385,9 +426,13 @@ def score_file(runs, path, output, history=None, truth=None, kaggle=False, clip=
                 info["bias_correction"] = bias_correction
             if fit_bias_path:
                 fit = fit_bias(members.mean(axis=0), truth_all)
-                fit.update(target=ens.target, formula="i_corrected = (i_pred + b)/(1 - m)",
-                           model="i_pred = (1 - m)*i_true - b", runs=list(run_paths),
-                           history=history)
+                fit.update(
+                    target=ens.target,
+                    formula="i_corrected = (i_pred + b)/(1 - m)",
+                    model="i_pred = (1 - m)*i_true - b",
+                    runs=list(run_paths),
+                    history=history,
+                )
                 info["bias_fit"] = fit
                 _write_json(outs.add(fit_bias_path, ".json"), fit)
             if confusion:
@@ -399,8 +444,9 @@ def score_file(runs, path, output, history=None, truth=None, kaggle=False, clip=
                 if ens.kind == "classification":
                     plot_confusion(tmp, info["metrics"]["confusion_matrix"])
                 else:
-                    plot_residuals(tmp, members.mean(axis=0), truth_all, ens.target,
-                                   info["metrics"])
+                    plot_residuals(
+                        tmp, members.mean(axis=0), truth_all, ens.target, info["metrics"]
+                    )
             if report:
                 info["history"] = history
                 _write_json(outs.add(report, ".json"), info)
@@ -417,8 +463,7 @@ def _png_beside(path):
 def _check_output_shape(got, ens, n):
     want = (len(ens), n) + ((len(ens.class_names),) if ens.kind == "classification" else ())
     if got.shape != want:
-        raise GalError(f"runs returned predictions of shape {got.shape[1:]}, expected "
-                       f"{want[1:]}")
+        raise GalError(f"runs returned predictions of shape {got.shape[1:]}, expected {want[1:]}")
 
 
 def _csv_rows(ens, ids, members, truth, kaggle):
@@ -454,25 +499,37 @@ def _csv_rows(ens, ids, members, truth, kaggle):
 def _report(ens, members, truth, top_k, run_paths, path, rows):
     mean = members.mean(axis=0)
     info = {
-        "input": str(path), "rows": list(rows), "n": int(mean.shape[0]),
+        "input": str(path),
+        "rows": list(rows),
+        "n": int(mean.shape[0]),
         "runs": [str(p) for p in run_paths] or [str(r.path) for r in ens.runs],
-        "kind": ens.kind, "target": ens.target,
+        "kind": ens.kind,
+        "target": ens.target,
         "classes": ens.class_names,
     }
     if len(ens) > 1:
         spread = members.std(axis=0)
-        info["ensemble"] = {"members": len(ens), "mean_spread": float(spread.mean()),
-                            "max_spread": float(spread.max()) if spread.size else 0.0}
+        info["ensemble"] = {
+            "members": len(ens),
+            "mean_spread": float(spread.mean()),
+            "max_spread": float(spread.max()) if spread.size else 0.0,
+        }
     if truth is None:
         return info
     if ens.kind == "classification":
         info["metrics"] = classification_metrics(mean, truth, ens.class_names, top_k)
         if len(ens) > 1:
             info["member_metrics"] = [
-                {"run": info["runs"][j],
-                 **{k: v for k, v in classification_metrics(
-                     members[j], truth, ens.class_names, top_k).items()
-                    if k in ("accuracy", "top_k")}}
+                {
+                    "run": info["runs"][j],
+                    **{
+                        k: v
+                        for k, v in classification_metrics(
+                            members[j], truth, ens.class_names, top_k
+                        ).items()
+                        if k in ("accuracy", "top_k")
+                    },
+                }
                 for j in range(len(ens))
             ]
     else:
@@ -517,8 +574,11 @@ def plot_residuals(path, pred, truth, target, metrics):
     ax.axhline(0.0, color="k", lw=0.8)
     ax.set_xlabel(f"true {target}")
     ax.set_ylabel(f"predicted − true {target}")
-    ax.set_title(f"MAE {metrics['mae']:.3g}   RMSE {metrics['rmse']:.3g}   "
-                 f"bias {metrics['bias']:+.3g}   (n={metrics['n']})", fontsize=10)
+    ax.set_title(
+        f"MAE {metrics['mae']:.3g}   RMSE {metrics['rmse']:.3g}   "
+        f"bias {metrics['bias']:+.3g}   (n={metrics['n']})",
+        fontsize=10,
+    )
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, format="png")
@@ -544,8 +604,15 @@ def plot_confusion(path, cm):
     ax.set_ylabel("true class")
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, str(int(counts[i, j])), ha="center", va="center",
-                    color="white" if frac[i, j] > 0.5 else "black", fontsize=9)
+            ax.text(
+                j,
+                i,
+                str(int(counts[i, j])),
+                ha="center",
+                va="center",
+                color="white" if frac[i, j] > 0.5 else "black",
+                fontsize=9,
+            )
     acc = np.trace(counts) / max(counts.sum(), 1)
     ax.set_title(f"accuracy {acc:.3f} (n={int(counts.sum())})", fontsize=10)
     fig.tight_layout()

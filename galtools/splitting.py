@@ -20,6 +20,7 @@ PART_FILE = re.compile(r"^(train|test|val)_(\d{3})\.(h5|hdf5|npz)$")
 
 def label_columns(reader):
     """``columns_of(names)`` for :mod:`galtools.expr`: class codes decoded to their names."""
+
     def columns_of(names):
         cols = {}
         for name in names:
@@ -44,8 +45,9 @@ def select_rows(reader, where=None, percentage=None, rng=None):
         unknown = sorted(expr.columns(tree) - set(reader.fields))
         if unknown:
             known = ", ".join(reader.label_names) or "none"
-            raise InputError(reader.path, f"--where uses unknown column '{unknown[0]}' "
-                             f"(label columns: {known})")
+            raise InputError(
+                reader.path, f"--where uses unknown column '{unknown[0]}' (label columns: {known})"
+            )
         rows = rows[expr.evaluate_tree(tree, label_columns(reader), reader.n, reader.path)]
         if rows.size:
             say(f"--where kept {rows.size} of {reader.n} rows")
@@ -79,10 +81,11 @@ def assign(rows, test, val, rng, groups=None):
         n_test = int(round(test * bucket.size))
         n_val = int(round(val * bucket.size))
         parts["test"].append(bucket[:n_test])
-        parts["val"].append(bucket[n_test:n_test + n_val])
-        parts["train"].append(bucket[n_test + n_val:])
-    return {k: np.sort(np.concatenate(v)) if v else np.array([], np.int64)
-            for k, v in parts.items()}
+        parts["val"].append(bucket[n_test : n_test + n_val])
+        parts["train"].append(bucket[n_test + n_val :])
+    return {
+        k: np.sort(np.concatenate(v)) if v else np.array([], np.int64) for k, v in parts.items()
+    }
 
 
 def bags(train, subsamples, fraction, rng):
@@ -130,8 +133,9 @@ def rows_for_ids(reader, wanted, path):
     found = sorted_ids[pos] == wanted if sorted_ids.size else np.zeros(wanted.size, bool)
     if not found.all():
         missing = wanted[~found]
-        raise InputError(path, f"{missing.size} id(s) of the split are missing here "
-                         f"(first: '{missing[0]}')")
+        raise InputError(
+            path, f"{missing.size} id(s) of the split are missing here (first: '{missing[0]}')"
+        )
     return order[pos]
 
 
@@ -142,16 +146,33 @@ def write_rows(reader, rows, path, meta, overwrite, compression, chunk_size, bar
     size = chunk_size or default_chunk(reader.image_shape, reader.dtype)
     with GalaxyWriter(path, meta, overwrite, compression, inputs=[reader.path]) as writer:
         for start in range(0, rows.size, size):
-            part = rows[start:start + size]
+            part = rows[start : start + size]
             writer.append(reader.take(part))
             if bar is not None:
                 bar.update(part.size)
     return path
 
 
-def split_file(path, outdir, history, *, test=0.0, val=0.0, percentage=None, where=None,
-               stratify=None, subsamples=0, fraction=0.67, same_split_as=None, match=(),
-               fmt="h5", seed=0, overwrite=False, compression=None, chunk_size=None):
+def split_file(
+    path,
+    outdir,
+    history,
+    *,
+    test=0.0,
+    val=0.0,
+    percentage=None,
+    where=None,
+    stratify=None,
+    subsamples=0,
+    fraction=0.67,
+    same_split_as=None,
+    match=(),
+    fmt="h5",
+    seed=0,
+    overwrite=False,
+    compression=None,
+    chunk_size=None,
+):
     """Split ``path`` into ``outdir``/train_000.h5, test_000.h5, val_000.h5 (+ bags), and the
     ``match`` files identically into ``outdir``/<their stem>/.  Returns {file: rows}."""
     if test + val >= 1:
@@ -179,18 +200,23 @@ def split_file(path, outdir, history, *, test=0.0, val=0.0, percentage=None, whe
                 parts.update(bags(split["train"], subsamples, fraction, rng))
         for name, rows in parts.items():
             if rows.size == 0:
-                raise GalError(f"{path}: split part '{name}' would be empty "
-                               f"({sum(r.size for r in parts.values())} rows in all)")
-        jobs = [(reader, rows, name, os.path.join(outdir, f"{name}.{fmt}"))
-                for name, rows in parts.items()]
+                raise GalError(
+                    f"{path}: split part '{name}' would be empty "
+                    f"({sum(r.size for r in parts.values())} rows in all)"
+                )
+        jobs = [
+            (reader, rows, name, os.path.join(outdir, f"{name}.{fmt}"))
+            for name, rows in parts.items()
+        ]
         for other in match:
             r = open_galaxies(other)
             readers.append(r)
             ids = reader.ids()
             sub = os.path.join(outdir, os.path.splitext(os.path.basename(other))[0])
             for name, rows in parts.items():
-                jobs.append((r, rows_for_ids(r, ids[rows], other), name,
-                             os.path.join(sub, f"{name}.{fmt}")))
+                jobs.append(
+                    (r, rows_for_ids(r, ids[rows], other), name, os.path.join(sub, f"{name}.{fmt}"))
+                )
         return _write_parts(jobs, history, outdir, overwrite, compression, chunk_size, seed)
     finally:
         for r in readers:
@@ -210,8 +236,12 @@ def stale_parts(outputs, inputs):
             continue
         for name in sorted(os.listdir(folder)):
             path = os.path.join(folder, name)
-            if PART_FILE.match(name) and path not in mine and path not in sources \
-                    and _split_of(path) & sources:
+            if (
+                PART_FILE.match(name)
+                and path not in mine
+                and path not in sources
+                and _split_of(path) & sources
+            ):
                 stale.append(path)
     return stale
 
@@ -226,8 +256,9 @@ def _split_of(path):
         return set()
     if last.get("tool") != "split":
         return set()
-    return {os.path.abspath(i.get("path", "")) for i in last.get("inputs", [])
-            if isinstance(i, dict)}
+    return {
+        os.path.abspath(i.get("path", "")) for i in last.get("inputs", []) if isinstance(i, dict)
+    }
 
 
 def _write_parts(jobs, history, outdir, overwrite, compression, chunk_size, seed):
@@ -235,9 +266,11 @@ def _write_parts(jobs, history, outdir, overwrite, compression, chunk_size, seed
     made, done = [], []
     stale = stale_parts([out for *_, out in jobs], inputs)
     if stale and not overwrite:
-        raise GalError(f"{stale[0]}: part of an earlier split of the same file ({len(stale)} "
-                       "such file(s) would be mixed with this one); use --overwrite to "
-                       "replace that split, or another folder")
+        raise GalError(
+            f"{stale[0]}: part of an earlier split of the same file ({len(stale)} "
+            "such file(s) would be mixed with this one); use --overwrite to "
+            "replace that split, or another folder"
+        )
     bar = progress(total=sum(rows.size for _, rows, _, _ in jobs), desc="split")
     try:
         for _, _, _, out in jobs:
@@ -248,10 +281,22 @@ def _write_parts(jobs, history, outdir, overwrite, compression, chunk_size, seed
             check_output(out, overwrite, inputs)
         for reader, rows, name, out in jobs:
             entry = dict(history)
-            entry["split"] = {"part": name, "rows": int(rows.size), "of": int(reader.n),
-                              "seed": seed}
-            write_rows(reader, rows, out, derive(reader.meta, entry), overwrite, compression,
-                       chunk_size, bar)
+            entry["split"] = {
+                "part": name,
+                "rows": int(rows.size),
+                "of": int(reader.n),
+                "seed": seed,
+            }
+            write_rows(
+                reader,
+                rows,
+                out,
+                derive(reader.meta, entry),
+                overwrite,
+                compression,
+                chunk_size,
+                bar,
+            )
             done.append(out)
     except BaseException:
         for out in done:

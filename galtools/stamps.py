@@ -38,8 +38,9 @@ def decode_chunk(items, decode):
     out = []
     for index, item in items:
         try:
-            image, names = imageio.load_item(item, decode.geometry, decode.bands, decode.dtype,
-                                             decode.nan_fill)
+            image, names = imageio.load_item(
+                item, decode.geometry, decode.bands, decode.dtype, decode.nan_fill
+            )
             out.append((index, "ok", image, names))
         except InputError as exc:
             out.append((index, "bad", exc.path, exc.problem))
@@ -54,8 +55,9 @@ def _run_chunks(chunks, decode, jobs):
         from PIL import Image
 
         Image.preinit()  # image plugins imported once here, inherited by the forked workers
-    yield from ordered_map(decode_chunk, [(chunk, decode) for chunk in chunks], jobs,
-                           window=4 * jobs)
+    yield from ordered_map(
+        decode_chunk, [(chunk, decode) for chunk in chunks], jobs, window=4 * jobs
+    )
 
 
 class FolderWriter:
@@ -74,8 +76,9 @@ class FolderWriter:
         for image, ident, path in zip(images, ids, paths):
             stem = f"{ident}_{h}x{w}"
             if stem in self._names:
-                raise InputError(path, f"gives the same output name '{stem}' as "
-                                 f"{self._names[stem]}")
+                raise InputError(
+                    path, f"gives the same output name '{stem}' as {self._names[stem]}"
+                )
             self._names[stem] = path
             imageio.save_stamp_files(self.tmp, stem, image, names, self.fmt)
         self.n += len(images)
@@ -118,10 +121,26 @@ def skip_report_path(output):
     return root + ".skipped.csv"
 
 
-def prepare(inputs, output, decode, history, *, catalog=None, id_column=None,
-            id_pattern=None, labels=None, require_labels=False, to_folder=None, fmt="png",
-            jobs=1, chunk_size=None, shard=None, skip_bad=False, overwrite=False,
-            compression=None):
+def prepare(
+    inputs,
+    output,
+    decode,
+    history,
+    *,
+    catalog=None,
+    id_column=None,
+    id_pattern=None,
+    labels=None,
+    require_labels=False,
+    to_folder=None,
+    fmt="png",
+    jobs=1,
+    chunk_size=None,
+    shard=None,
+    skip_bad=False,
+    overwrite=False,
+    compression=None,
+):
     """Decode, crop, resize and stack images from ``inputs`` into ``output`` (or a folder).
 
     Returns a summary dict (images written, skipped, catalog matching).
@@ -140,10 +159,14 @@ def prepare(inputs, output, decode, history, *, catalog=None, id_column=None,
     check_output(out, overwrite, inputs)
 
     files = imageio.find_files(inputs, exclude=[catalog])
-    if any(imageio.suffix_of(os.path.basename(p)) is None
-           and p.lower().endswith((".h5", ".hdf5", ".npz")) for p in files):
-        raise GalError("array-file inputs cannot be mixed with image files "
-                       "(give one array file alone)")
+    if any(
+        imageio.suffix_of(os.path.basename(p)) is None
+        and p.lower().endswith((".h5", ".hdf5", ".npz"))
+        for p in files
+    ):
+        raise GalError(
+            "array-file inputs cannot be mixed with image files (give one array file alone)"
+        )
     items, skipped = imageio.group_files(files, id_pattern)
     if skipped and not skip_bad:
         raise InputError(*skipped[0])
@@ -155,14 +178,16 @@ def prepare(inputs, output, decode, history, *, catalog=None, id_column=None,
         cat = Catalog(catalog, id_column, labels, id_pattern)
         rows, report = attach([it.id for it in items], cat, require_labels)
         dtypes = cat.dtypes(report["without_row"] > 0)
-        say(f"catalog {catalog}: {report['images'] - report['without_row']} of "
+        say(
+            f"catalog {catalog}: {report['images'] - report['without_row']} of "
             f"{report['images']} images matched; {report['without_row']} without a catalog "
-            f"row, {report['rows_without_image']} rows without an image")
+            f"row, {report['rows_without_image']} rows without an image"
+        )
 
     start, stop = shard.bounds(len(items))
     size = chunk_size or ITEMS_PER_TASK
     indexed = list(enumerate(items))[start:stop]
-    chunks = [indexed[i:i + size] for i in range(0, len(indexed), size)]
+    chunks = [indexed[i : i + size] for i in range(0, len(indexed), size)]
     if shard.count > 1:
         detail(f"shard {shard}: objects {start}..{stop - 1} of {len(items)}")
 
@@ -192,8 +217,9 @@ def prepare(inputs, output, decode, history, *, catalog=None, id_column=None,
             images = np.stack(stamps)
             ids = np.array([items[i].id for i in idx])
             if writer is None:
-                writer = _open_writer(out, to_folder, fmt, first[2], cat, history, overwrite,
-                                      compression, inputs)
+                writer = _open_writer(
+                    out, to_folder, fmt, first[2], cat, history, overwrite, compression, inputs
+                )
             if to_folder:
                 writer.append(images, [items[i].name for i in idx], first[2], paths)
             else:
@@ -204,8 +230,7 @@ def prepare(inputs, output, decode, history, *, catalog=None, id_column=None,
         bar.close()
         if writer is None:
             where = "shard" if shard.count > 1 else "input"
-            raise GalError(f"{out}: no readable images in this {where} "
-                           f"({len(skipped)} skipped)")
+            raise GalError(f"{out}: no readable images in this {where} ({len(skipped)} skipped)")
         writer.close()
     except BaseException:
         bar.close()
@@ -216,8 +241,13 @@ def prepare(inputs, output, decode, history, *, catalog=None, id_column=None,
         report_path = skip_report_path(out)
         write_skip_report(report_path, skipped, overwrite=True)
         say(f"skipped {len(skipped)} unreadable file(s); list in {report_path}")
-    summary = {"output": out, "images": writer.n, "skipped": len(skipped),
-               "bands": first[2], "shape": list(first[1])}
+    summary = {
+        "output": out,
+        "images": writer.n,
+        "skipped": len(skipped),
+        "bands": first[2],
+        "shape": list(first[1]),
+    }
     summary["catalog"] = report
     return summary
 
@@ -229,11 +259,14 @@ def _mismatch(first, item, image, names, same_size):
     path, shape, ref_names = first
     if image.shape[:2] != shape[:2]:
         what = "image size" if same_size else "stamp size"
-        return (f"{what} {image.shape[0]}x{image.shape[1]} differs from {path}'s "
-                f"{shape[0]}x{shape[1]}")
+        return (
+            f"{what} {image.shape[0]}x{image.shape[1]} differs from {path}'s {shape[0]}x{shape[1]}"
+        )
     if names != ref_names:
-        return (f"bands {','.join(names)} ({image.shape[-1]} channel(s)) differ from "
-                f"{path}'s {','.join(ref_names)} ({shape[-1]}); choose with --band")
+        return (
+            f"bands {','.join(names)} ({image.shape[-1]} channel(s)) differ from "
+            f"{path}'s {','.join(ref_names)} ({shape[-1]}); choose with --band"
+        )
     return None
 
 
@@ -244,8 +277,18 @@ def _open_writer(out, to_folder, fmt, bands, cat, history, overwrite, compressio
     return GalaxyWriter(out, meta, overwrite, compression, inputs=inputs)
 
 
-def resize_file(path, output, geometry, bands, history, *, shard=None, overwrite=False,
-                compression=None, chunk_size=None):
+def resize_file(
+    path,
+    output,
+    geometry,
+    bands,
+    history,
+    *,
+    shard=None,
+    overwrite=False,
+    compression=None,
+    chunk_size=None,
+):
     """Crop/resize/select bands of the images in a galaxy array file; labels carried over."""
     from galtools.arrayfile import open_galaxies
     from galtools.meta import derive

@@ -24,8 +24,7 @@ def column_summary(values, class_names=None):
     out["missing"] = int(values.size - finite.sum())
     if finite.any():
         v = values[finite]
-        out.update(min=v.min().item(), max=v.max().item(), mean=float(v.mean()),
-                   std=float(v.std()))
+        out.update(min=v.min().item(), max=v.max().item(), mean=float(v.mean()), std=float(v.std()))
     unique = np.unique(values[finite])
     if values.dtype.kind in "iu" and unique.size <= MAX_CLASSES:
         out["classes"] = {str(k): int((values == k).sum()) for k in unique}
@@ -53,8 +52,13 @@ def image_stats(reader, field="images", chunk_size=None):
     if count == 0:
         return {"min": None, "max": None, "mean": None, "std": None, "nonfinite": bad}
     mean = total / count
-    return {"min": float(lo), "max": float(hi), "mean": float(mean),
-            "std": float(np.sqrt(max(total_sq / count - mean**2, 0.0))), "nonfinite": bad}
+    return {
+        "min": float(lo),
+        "max": float(hi),
+        "mean": float(mean),
+        "std": float(np.sqrt(max(total_sq / count - mean**2, 0.0))),
+        "nonfinite": bad,
+    }
 
 
 def describe(path, scan_images=True, chunk_size=None):
@@ -112,8 +116,9 @@ def format_text(d):
         lines.append("labels:")
         for name, s in d["labels"].items():
             if "min" in s and "classes" not in s:
-                text = (f"min {_fmt(s['min'])}, max {_fmt(s['max'])}, mean {_fmt(s['mean'])}"
-                        + (f", {s['missing']} missing" if s.get("missing") else ""))
+                text = f"min {_fmt(s['min'])}, max {_fmt(s['max'])}, mean {_fmt(s['mean'])}" + (
+                    f", {s['missing']} missing" if s.get("missing") else ""
+                )
             elif "classes" in s:
                 text = ", ".join(f"{k}: {v}" for k, v in s["classes"].items())
             else:
@@ -125,6 +130,8 @@ def format_text(d):
         lines.append("history:")
         for h in d["history"]:
             inputs = ", ".join(i.get("path", "?") for i in h.get("inputs", []))
-            lines.append(f"  {h.get('time', '?')}  {h.get('tool', '?')} {h.get('version', '')}"
-                         + (f"  from {inputs}" if inputs else ""))
+            lines.append(
+                f"  {h.get('time', '?')}  {h.get('tool', '?')} {h.get('version', '')}"
+                + (f"  from {inputs}" if inputs else "")
+            )
     return "\n".join(lines)

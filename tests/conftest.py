@@ -41,8 +41,11 @@ def run_galprep(*args, input=None):
     finally:
         sys.stdin, sys.stdout, sys.stderr = saved
     out, err = (s.detach() if not s.closed else None for s in streams[1:])
-    return Result(code, out.getvalue() if out else b"",
-                  err.getvalue().decode("utf-8", "replace") if err else "")
+    return Result(
+        code,
+        out.getvalue() if out else b"",
+        err.getvalue().decode("utf-8", "replace") if err else "",
+    )
 
 
 @pytest.fixture
@@ -51,8 +54,9 @@ def galprep():
     return run_galprep
 
 
-def make_batch(n=12, shape=(8, 8, 3), seed=0, targets=False, ids=True, labels=("inclination",),
-               dtype="float32"):
+def make_batch(
+    n=12, shape=(8, 8, 3), seed=0, targets=False, ids=True, labels=("inclination",), dtype="float32"
+):
     """A small random batch with label columns."""
     rng = np.random.default_rng(seed)
     batch = {"images": rng.normal(size=(n, *shape)).astype(dtype)}
@@ -73,8 +77,11 @@ def small_file(tmp_path):
 
     def make(name="data.h5", bands=None, meta_extra=None, **kw):
         batch = make_batch(**kw)
-        bands = bands or ("gri"[: batch["images"].shape[-1]] if batch["images"].shape[-1] <= 3
-                          else [f"b{i}" for i in range(batch["images"].shape[-1])])
+        bands = bands or (
+            "gri"[: batch["images"].shape[-1]]
+            if batch["images"].shape[-1] <= 3
+            else [f"b{i}" for i in range(batch["images"].shape[-1])]
+        )
         path = tmp_path / name
         write_galaxies(path, batch, new_meta(bands=list(bands), **(meta_extra or {})))
         return path

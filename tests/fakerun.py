@@ -10,8 +10,14 @@ import numpy as np
 
 from galtools.errors import GalError
 
-TASKS = {"vgg": "regression", "cnn-classifier": "classification", "dcgan": "gan",
-         "twoinone": "gan", "cgan": "gan", "resnet-denoiser": "denoise"}
+TASKS = {
+    "vgg": "regression",
+    "cnn-classifier": "classification",
+    "dcgan": "gan",
+    "twoinone": "gan",
+    "cgan": "gan",
+    "resnet-denoiser": "denoise",
+}
 
 
 class FakeRun:
@@ -19,8 +25,18 @@ class FakeRun:
     GANs: seeded normal images (cgan: shifted by the conditions); twoinone score: mean(image);
     denoiser: a 3×3 box blur."""
 
-    def __init__(self, path="fake", model_name="vgg", target=None, class_names=None,
-                 conditions=(), input_shape=(8, 8, 3), scale=1.0, offset=0.0, config=None):
+    def __init__(
+        self,
+        path="fake",
+        model_name="vgg",
+        target=None,
+        class_names=None,
+        conditions=(),
+        input_shape=(8, 8, 3),
+        scale=1.0,
+        offset=0.0,
+        config=None,
+    ):
         self.path = str(path)
         self.model_name = model_name
         self.task = TASKS[model_name]
@@ -44,7 +60,7 @@ class FakeRun:
         if self.task == "denoise":
             pad = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
             h, w = images.shape[1:3]
-            return sum(pad[:, i:i + h, j:j + w] for i in range(3) for j in range(3)) / 9.0
+            return sum(pad[:, i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9.0
         raise GalError(f"{self.path}: a {self.model_name} run does not predict")
 
     def generate(self, n, seed=0, conditions=None, batch_size=256):

@@ -13,8 +13,12 @@ from galtools.meta import new_meta
 def source(path, n=12, shape=(8, 8, 2), dtype="float32", targets=True, seed=0):
     rng = np.random.default_rng(seed)
     images = rng.uniform(0, 200, size=(n, *shape)).astype(dtype)
-    batch = {"images": images, "ids": np.array([f"g{i}" for i in range(n)]),
-             "inclination": np.linspace(45, 90, n), "row": np.arange(n)}
+    batch = {
+        "images": images,
+        "ids": np.array([f"g{i}" for i in range(n)]),
+        "inclination": np.linspace(45, 90, n),
+        "row": np.arange(n),
+    }
     if targets:
         batch["targets"] = (images.astype("f4") * 0.5).astype(dtype)
     write_galaxies(path, batch, new_meta(bands=["g", "r"][: shape[-1]]))
@@ -92,25 +96,58 @@ def test_noise_blur_and_probabilities():
 def test_uniform_bins_hold_exactly_n(galprep, tmp_path):
     src = source(tmp_path / "s.h5", n=20)
     out = tmp_path / "u.h5"
-    r = galprep("augment", src, "-o", out, "--uniform", "inclination", "--bins", "45:90:15",
-                "--per-bin", "9", "--rotate", "0:360", "--noise", "0:2@0.5", "--seed", "1")
+    r = galprep(
+        "augment",
+        src,
+        "-o",
+        out,
+        "--uniform",
+        "inclination",
+        "--bins",
+        "45:90:15",
+        "--per-bin",
+        "9",
+        "--rotate",
+        "0:360",
+        "--noise",
+        "0:2@0.5",
+        "--seed",
+        "1",
+    )
     assert r.code == 0, r.stderr
     a, meta = read_galaxies(out)
     counts, _ = np.histogram(a["inclination"], bins=[45, 60, 75, 90.0001])
     assert counts.tolist() == [9, 9, 9] and a["images"].shape == (27, 8, 8, 2)
     assert meta["history"][-1]["augment"]["per_bin"] == 9
     again = tmp_path / "u2.h5"
-    assert galprep("augment", src, "-o", again, "--uniform", "inclination", "--bins",
-                   "45:90:15", "--per-bin", "9", "--rotate", "0:360", "--noise", "0:2@0.5",
-                   "--seed", "1").code == 0
+    assert (
+        galprep(
+            "augment",
+            src,
+            "-o",
+            again,
+            "--uniform",
+            "inclination",
+            "--bins",
+            "45:90:15",
+            "--per-bin",
+            "9",
+            "--rotate",
+            "0:360",
+            "--noise",
+            "0:2@0.5",
+            "--seed",
+            "1",
+        ).code
+        == 0
+    )
     b, _ = read_galaxies(again)
     assert np.array_equal(a["images"], b["images"])  # seeded
 
 
 def test_uniform_plan_small_and_large_bins():
     values = np.array([1, 1, 1, 1, 1, 15, 25, 30])
-    plan, counts, outside = uniform_plan(values, parse_bins("0:30:10"), 3,
-                                         np.random.default_rng(0))
+    plan, counts, outside = uniform_plan(values, parse_bins("0:30:10"), 3, np.random.default_rng(0))
     assert counts == [5, 1, 2] and outside == 0 and len(plan) == 9
     assert len(set(plan[:3])) == 3 and set(plan[3:6]) == {5} and set(plan[6:]) == {6, 7}
     assert parse_bins("0,30,60,90").tolist() == [0, 30, 60, 90]
@@ -120,19 +157,51 @@ def test_uniform_plan_small_and_large_bins():
 def test_empty_bin_and_unknown_column(galprep, tmp_path):
     src = source(tmp_path / "s.h5")
     out = tmp_path / "u.h5"
-    r = galprep("augment", src, "-o", out, "--uniform", "inclination", "--bins", "0:90:15",
-                "--per-bin", "4")
+    r = galprep(
+        "augment", src, "-o", out, "--uniform", "inclination", "--bins", "0:90:15", "--per-bin", "4"
+    )
     assert r.code == 1 and "bin [0, 15) of 'inclination' is empty" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
-    r = galprep("augment", src, "-o", out, "--uniform", "inclination", "--bins", "0:90:15",
-                "--per-bin", "4", "--allow-empty-bins")
+    r = galprep(
+        "augment",
+        src,
+        "-o",
+        out,
+        "--uniform",
+        "inclination",
+        "--bins",
+        "0:90:15",
+        "--per-bin",
+        "4",
+        "--allow-empty-bins",
+    )
     assert r.code == 0
     assert read_galaxies(out)[0]["images"].shape[0] == 12  # three filled bins
-    r = galprep("augment", src, "-o", tmp_path / "x.h5", "--uniform", "incl", "--bins",
-                "0:90:15", "--per-bin", "4")
+    r = galprep(
+        "augment",
+        src,
+        "-o",
+        tmp_path / "x.h5",
+        "--uniform",
+        "incl",
+        "--bins",
+        "0:90:15",
+        "--per-bin",
+        "4",
+    )
     assert r.code == 1 and "no label column 'incl'" in r.stderr and "s.h5" in r.stderr
-    r = galprep("augment", src, "-o", tmp_path / "x.h5", "--uniform", "inclination",
-                "--bins", "90:0:5", "--per-bin", "4")
+    r = galprep(
+        "augment",
+        src,
+        "-o",
+        tmp_path / "x.h5",
+        "--uniform",
+        "inclination",
+        "--bins",
+        "90:0:5",
+        "--per-bin",
+        "4",
+    )
     assert r.code == 2 and "--bins" in r.stderr
     assert not (tmp_path / "x.h5").exists()
 
@@ -140,12 +209,36 @@ def test_empty_bin_and_unknown_column(galprep, tmp_path):
 def test_copies_batches_and_shards(galprep, tmp_path):
     src = source(tmp_path / "s.h5", n=10, dtype="uint8", targets=False)
     out = tmp_path / "batches"
-    r = galprep("augment", src, "-o", out, "--copies", "3", "--batches", "4", "--rot90", "1",
-                "--shard", "0/2")
+    r = galprep(
+        "augment",
+        src,
+        "-o",
+        out,
+        "--copies",
+        "3",
+        "--batches",
+        "4",
+        "--rot90",
+        "1",
+        "--shard",
+        "0/2",
+    )
     assert r.code == 0, r.stderr
     assert sorted(os.listdir(out)) == ["batch_000.h5", "batch_001.h5"]
-    r = galprep("augment", src, "-o", out, "--copies", "3", "--batches", "4", "--rot90", "1",
-                "--shard", "1/2")
+    r = galprep(
+        "augment",
+        src,
+        "-o",
+        out,
+        "--copies",
+        "3",
+        "--batches",
+        "4",
+        "--rot90",
+        "1",
+        "--shard",
+        "1/2",
+    )
     assert r.code == 0
     r = galprep("augment", src, "-o", out, "--copies", "3", "--batches", "4", "--rot90", "1")
     assert r.code == 0 and r.stderr.count("exists, skipped") == 4
@@ -160,10 +253,17 @@ def test_copies_batches_and_shards(galprep, tmp_path):
     assert read_galaxies(tmp_path / "one.shard001-of-003.h5")[0]["images"].shape[0] == 7
 
 
-@pytest.mark.parametrize("name, text", [
-    ("rotate", "10:5"), ("scale", "0:2"), ("noise", "-1:1"), ("hflip", "2"),
-    ("gamma", "1:2@1.5"), ("blur", "abc"),
-])
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("rotate", "10:5"),
+        ("scale", "0:2"),
+        ("noise", "-1:1"),
+        ("hflip", "2"),
+        ("gamma", "1:2@1.5"),
+        ("blur", "abc"),
+    ],
+)
 def test_bad_op_specs(name, text, galprep, tmp_path):
     with pytest.raises(ValueError):
         parse_op(name, text)
@@ -179,8 +279,15 @@ def test_op_spec_forms():
     assert parse_op("hflip", "0.5") == Op("hflip", p=0.5)
 
 
-@pytest.mark.parametrize("fill, mode", [("reflect", "reflect"), ("nearest", "nearest"),
-                                        ("wrap", "grid-wrap"), ("constant", "grid-constant")])
+@pytest.mark.parametrize(
+    "fill, mode",
+    [
+        ("reflect", "reflect"),
+        ("nearest", "nearest"),
+        ("wrap", "grid-wrap"),
+        ("constant", "grid-constant"),
+    ],
+)
 def test_resampling_matches_scipy(fill, mode):
     from scipy import ndimage
 
@@ -203,8 +310,24 @@ def test_jobs_do_not_change_the_result(galprep, tmp_path):
     outs = []
     for jobs in ("1", "2"):
         out = tmp_path / f"j{jobs}.h5"
-        r = galprep("augment", src, "-o", out, "--copies", "2", "--rotate", "0:360",
-                    "--noise", "0:1", "--chunk-size", "4", "-j", jobs, "--seed", "5")
+        r = galprep(
+            "augment",
+            src,
+            "-o",
+            out,
+            "--copies",
+            "2",
+            "--rotate",
+            "0:360",
+            "--noise",
+            "0:1",
+            "--chunk-size",
+            "4",
+            "-j",
+            jobs,
+            "--seed",
+            "5",
+        )
         assert r.code == 0, r.stderr
         outs.append(read_galaxies(out)[0])
     assert np.array_equal(outs[0]["images"], outs[1]["images"])
@@ -223,8 +346,7 @@ def test_flips_and_quarter_turns_folded_into_the_resampling(shape):
     folded, tf = Augmenter(flips + [Op("rotate", 0, 0)])(x, x + 1, np.random.default_rng(7))
     assert not np.allclose(plain, x)
     assert np.allclose(folded, plain, atol=1e-6) and np.allclose(tf, tp, atol=1e-6)
-    turned, _ = Augmenter([Op("rot90", p=1), Op("rotate", 0, 0)])(x, None,
-                                                                 np.random.default_rng(3))
+    turned, _ = Augmenter([Op("rot90", p=1), Op("rotate", 0, 0)])(x, None, np.random.default_rng(3))
     ks = (1, 2, 3) if shape[0] == shape[1] else (2,)
     for k in range(40):
         assert any(np.allclose(turned[k], np.rot90(x[k], kk)) for kk in ks)
@@ -254,8 +376,12 @@ def test_gaussian_noise_is_standard_normal_and_seeded():
 
 def _stamps(seed, n):
     rng = np.random.default_rng(seed)
-    return {"images": rng.random((n, 32, 32, 3), dtype=np.float32), "n": n,
-            "rows": seed * 10**6 + np.arange(n * 1000), "name": f"chunk{seed}"}
+    return {
+        "images": rng.random((n, 32, 32, 3), dtype=np.float32),
+        "n": n,
+        "rows": seed * 10**6 + np.arange(n * 1000),
+        "name": f"chunk{seed}",
+    }
 
 
 def test_ordered_map_shared_memory_results():
@@ -267,8 +393,14 @@ def test_ordered_map_shared_memory_results():
     tasks = [(seed, n) for seed, n in enumerate([40, 3, 40, 90, 17, 40, 40, 2])]
     expected = [_stamps(*t) for t in tasks]
     images, kept = [], []
-    for result in ordered_map(_stamps, tasks, jobs=2, window=3,
-                              shared_bytes=40 * 32 * 32 * 3 * 4 + 2**20, shared=("images",)):
+    for result in ordered_map(
+        _stamps,
+        tasks,
+        jobs=2,
+        window=3,
+        shared_bytes=40 * 32 * 32 * 3 * 4 + 2**20,
+        shared=("images",),
+    ):
         images.append(result["images"].copy())
         kept.append(result)  # rows (320 kB, would fit the slot) must stay valid
     assert len(kept) == len(expected)

@@ -31,17 +31,20 @@ def test_parse_psf_specs():
     assert parse_psf("gaussian: sigma = 1/2/3 ")[1] == {"sigma": [1.0, 2.0, 3.0]}
 
 
-@pytest.mark.parametrize("spec, words", [
-    ("airy:r=2", "unknown kind"),
-    ("gaussian", "needs sigma or fwhm"),
-    ("gaussian:sigma=2,fwhm=3", "needs sigma or fwhm"),
-    ("gaussian:sigma=abc", "not a number"),
-    ("gaussian:sigma=-1", "must be positive"),
-    ("gaussian:width=2", "bad parameter"),
-    ("moffat:fwhm=3", "needs beta"),
-    ("moffat:fwhm=3,beta=0.5", "beta must be > 1"),
-    ("gaussian:sigma=2,size=40", "odd"),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("airy:r=2", "unknown kind"),
+        ("gaussian", "needs sigma or fwhm"),
+        ("gaussian:sigma=2,fwhm=3", "needs sigma or fwhm"),
+        ("gaussian:sigma=abc", "not a number"),
+        ("gaussian:sigma=-1", "must be positive"),
+        ("gaussian:width=2", "bad parameter"),
+        ("moffat:fwhm=3", "needs beta"),
+        ("moffat:fwhm=3,beta=0.5", "beta must be > 1"),
+        ("gaussian:sigma=2,size=40", "odd"),
+    ],
+)
 def test_parse_psf_rejects(spec, words):
     with pytest.raises(GalError, match=words):
         parse_psf(spec)
@@ -74,15 +77,19 @@ def test_psf_conserves_flux(spec):
     np.testing.assert_allclose(y.sum(axis=(1, 2)), x.sum(axis=(1, 2)), rtol=1e-9)
     assert y.max() < 0.5 * x.max()  # it did blur
     # the PSF image of a point source is the kernel itself
-    np.testing.assert_allclose(y[0, 12:53, 12:53, 0] / 100, psf_kernels(spec, 2)[..., 0],
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        y[0, 12:53, 12:53, 0] / 100, psf_kernels(spec, 2)[..., 0], atol=1e-12
+    )
 
 
-@pytest.mark.parametrize("shape, spec", [
-    ((3, 8, 8, 2), "gaussian:sigma=2"),        # image smaller than the kernel
-    ((2, 30, 17, 3), "moffat:fwhm=3,beta=3.5"),
-    ((1, 5, 50, 1), "gaussian:sigma=3,size=21"),
-])
+@pytest.mark.parametrize(
+    "shape, spec",
+    [
+        ((3, 8, 8, 2), "gaussian:sigma=2"),  # image smaller than the kernel
+        ((2, 30, 17, 3), "moffat:fwhm=3,beta=3.5"),
+        ((1, 5, 50, 1), "gaussian:sigma=3,size=21"),
+    ],
+)
 def test_convolution_matches_reference(shape, spec):
     from scipy.signal import fftconvolve
 
@@ -152,8 +159,12 @@ def test_degrader_chain_and_description():
 
 def write_points(path, n=5, size=32):
     x = point_sources(n, size, 3).astype(np.float32)
-    batch = {"images": x, "ids": np.array([f"g{i}" for i in range(n)]),
-             "kind": np.arange(n) % 2, "targets": np.zeros_like(x)}
+    batch = {
+        "images": x,
+        "ids": np.array([f"g{i}" for i in range(n)]),
+        "kind": np.arange(n) % 2,
+        "targets": np.zeros_like(x),
+    }
     write_galaxies(path, batch, new_meta(bands="gri", classes={"kind": ["a", "b"]}))
     return batch
 
@@ -162,8 +173,24 @@ def test_cli_degrade_writes_pairs(galprep, tmp_path):
     src = tmp_path / "in.h5"
     batch = write_points(src)
     out, rep = tmp_path / "pairs.npz", tmp_path / "rep.json"
-    r = galprep("degrade", src, "-o", out, "--psf", "moffat:fwhm=3,beta=3.5", "--noise", "0.1",
-                "--downsample", "2", "--seed", "3", "--report", rep, "--chunk-size", "2")
+    r = galprep(
+        "degrade",
+        src,
+        "-o",
+        out,
+        "--psf",
+        "moffat:fwhm=3,beta=3.5",
+        "--noise",
+        "0.1",
+        "--downsample",
+        "2",
+        "--seed",
+        "3",
+        "--report",
+        rep,
+        "--chunk-size",
+        "2",
+    )
     assert r.code == 0, r.stderr
     assert "replicated back onto the original grid" in r.stderr
     data, meta = read_galaxies(out)
@@ -181,8 +208,23 @@ def test_cli_degrade_writes_pairs(galprep, tmp_path):
 
     # same seed → same images, whatever the chunk size; other seed → other noise
     again = tmp_path / "again.npz"
-    assert galprep("degrade", src, "-o", again, "--psf", "moffat:fwhm=3,beta=3.5", "--noise",
-                   "0.1", "--downsample", "2", "--seed", "3").code == 0
+    assert (
+        galprep(
+            "degrade",
+            src,
+            "-o",
+            again,
+            "--psf",
+            "moffat:fwhm=3,beta=3.5",
+            "--noise",
+            "0.1",
+            "--downsample",
+            "2",
+            "--seed",
+            "3",
+        ).code
+        == 0
+    )
     np.testing.assert_array_equal(read_galaxies(again)[0]["images"], data["images"])
     other = tmp_path / "other.npz"
     assert galprep("degrade", src, "-o", other, "--noise", "0.1", "--seed", "4").code == 0
@@ -196,8 +238,7 @@ def test_cli_degrade_shards_match_whole(galprep, tmp_path):
     assert galprep("degrade", src, "-o", whole, "--noise", "1").code == 0
     parts = []
     for k in range(2):
-        r = galprep("degrade", src, "-o", tmp_path / "part.h5", "--noise", "1",
-                    "--shard", f"{k}/2")
+        r = galprep("degrade", src, "-o", tmp_path / "part.h5", "--noise", "1", "--shard", f"{k}/2")
         assert r.code == 0, r.stderr
         parts.append(read_galaxies(tmp_path / f"part.shard{k:03d}-of-002.h5")[0]["images"])
     np.testing.assert_array_equal(np.concatenate(parts), read_galaxies(whole)[0]["images"])
@@ -215,11 +256,14 @@ def test_cli_degrade_stdin_stdout(galprep, tmp_path):
     assert read_galaxies(out)[0]["images"].shape == (2, 8, 8, 3)
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--psf", "gaussian:sigma=x"], "not a number"),
-    (["--psf", "blob"], "unknown kind"),
-    ([], "nothing to do"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--psf", "gaussian:sigma=x"], "not a number"),
+        (["--psf", "blob"], "unknown kind"),
+        ([], "nothing to do"),
+    ],
+)
 def test_cli_degrade_bad_input(galprep, tmp_path, args, words):
     src = tmp_path / "in.h5"
     write_points(src, n=2, size=8)

@@ -29,15 +29,23 @@ def blobs(n=6, size=16, bands=3, seed=0):
 def pair_file(path, n=6, size=16, sigma=0.3, seed=0):
     clean = blobs(n, size, seed=seed)
     noisy = clean + np.random.default_rng(seed + 1).normal(0, sigma, clean.shape)
-    batch = {"images": noisy.astype(np.float32), "targets": clean,
-             "ids": np.array([f"d{i}" for i in range(n)]), "incl": np.arange(n) * 10.0}
+    batch = {
+        "images": noisy.astype(np.float32),
+        "targets": clean,
+        "ids": np.array([f"d{i}" for i in range(n)]),
+        "incl": np.arange(n) * 10.0,
+    }
     write_galaxies(path, batch, new_meta(bands="gri"))
     return batch
 
 
 def denoiser(path="den", **config):
-    return FakeRun(path, "resnet-denoiser", input_shape=None,
-                   config={"bands": ["g", "r", "i"], "training": config})
+    return FakeRun(
+        path,
+        "resnet-denoiser",
+        input_shape=None,
+        config={"bands": ["g", "r", "i"], "training": config},
+    )
 
 
 def test_psnr_and_accumulator_by_hand():
@@ -137,16 +145,20 @@ def test_cli_denoise_with_fake_runs(galprep, tmp_path, monkeypatch):
     assert "half resolution" in r.stderr
 
 
-@pytest.mark.parametrize("args, words, code", [
-    (["a", "b", "F", "-o", "x.h5"], "-o takes one RUN", 2),
-    (["a", "F"], "give -o OUT", 2),
-    (["v", "F", "-o", "x.h5"], "not a denoiser", 1),
-    (["a", "F", "-o", "x.h5", "--robustness", "t.json"], "", 0),
-])
+@pytest.mark.parametrize(
+    "args, words, code",
+    [
+        (["a", "b", "F", "-o", "x.h5"], "-o takes one RUN", 2),
+        (["a", "F"], "give -o OUT", 2),
+        (["v", "F", "-o", "x.h5"], "not a denoiser", 1),
+        (["a", "F", "-o", "x.h5", "--robustness", "t.json"], "", 0),
+    ],
+)
 def test_cli_denoise_bad_input(galprep, tmp_path, monkeypatch, args, words, code):
     pair_file(tmp_path / "F.h5")
-    install(monkeypatch, {"a": denoiser("a"), "b": denoiser("b"),
-                          "v": FakeRun("v", "vgg", target="t")})
+    install(
+        monkeypatch, {"a": denoiser("a"), "b": denoiser("b"), "v": FakeRun("v", "vgg", target="t")}
+    )
     monkeypatch.chdir(tmp_path)
     r = galprep("denoise", *[a if a != "F" else "F.h5" for a in args])
     assert r.code == code, r.stderr
@@ -171,8 +183,7 @@ def test_real_denoiser_lowers_mse_any_size(galprep, tmp_path):
     # fully convolutional: another image size works
     big = tmp_path / "big.h5"
     pair_file(big, n=2, size=12)
-    r = galprep("denoise", run, big, "-o", tmp_path / "b.h5", "--robustness",
-                tmp_path / "rob.json")
+    r = galprep("denoise", run, big, "-o", tmp_path / "b.h5", "--robustness", tmp_path / "rob.json")
     assert r.code == 0, r.stderr
     assert read_galaxies(tmp_path / "b.h5")[0]["images"].shape == (2, 12, 12, 3)
     table = json.loads((tmp_path / "rob.json").read_text())

@@ -124,8 +124,9 @@ def test_holzschuh_protocol_band_minmax_magma_256_8bit():
 
     # the darkest pixel of band 1 maps to magma(0), the brightest to magma(1)
     lo = np.array(matplotlib.colormaps["magma"](0.0)[:3])
-    small = protomod.apply(protomod.parse("holzschuh2022,size=none,quantize=none"), images,
-                           ["g", "r", "i"])
+    small = protomod.apply(
+        protomod.parse("holzschuh2022,size=none,quantize=none"), images, ["g", "r", "i"]
+    )
     k = np.unravel_index(np.argmin(images[0, :, :, 1]), (16, 16))
     np.testing.assert_allclose(small[0][k], lo, atol=1e-6)
 
@@ -139,10 +140,13 @@ def test_protocol_overrides_grey_and_errors():
     np.testing.assert_allclose(out[..., 0], out[..., 2])
     raw = protomod.apply(protomod.parse("raw"), x, ["g", "r", "i"])
     np.testing.assert_array_equal(raw, x)
-    for bad, msg in [("nope", "unknown protocol 'nope'"), ("rgb,foo=1", "bad protocol setting"),
-                     ("rgb,stretch=cubic", "unknown stretch"), ("rgb,cmap=notacmap",
-                                                               "unknown colormap"),
-                     ("rgb,size=abc", "not a number")]:
+    for bad, msg in [
+        ("nope", "unknown protocol 'nope'"),
+        ("rgb,foo=1", "bad protocol setting"),
+        ("rgb,stretch=cubic", "unknown stretch"),
+        ("rgb,cmap=notacmap", "unknown colormap"),
+        ("rgb,size=abc", "not a number"),
+    ]:
         with pytest.raises(GalError, match=msg):
             protomod.parse(bad)
     with pytest.raises(GalError, match="unknown band 'z'"):

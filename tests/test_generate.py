@@ -13,8 +13,13 @@ from tests.tinyruns import tiny_data, tiny_run
 
 def test_parse_conditions():
     assert parse_conditions("redshift=0.3, log_mass=10.5") == {"redshift": 0.3, "log_mass": 10.5}
-    for bad, words in [("redshift", "NAME=VALUE"), ("z=abc", "not a number"),
-                       ("z=1,z=2", "twice"), ("z=nan", "finite"), ("", "give NAME")]:
+    for bad, words in [
+        ("redshift", "NAME=VALUE"),
+        ("z=abc", "not a number"),
+        ("z=1,z=2", "twice"),
+        ("z=nan", "finite"),
+        ("", "give NAME"),
+    ]:
         with pytest.raises(GalError, match=words):
             parse_conditions(bad)
 
@@ -36,8 +41,9 @@ def test_conditions_checks_names():
 def test_generate_n_seed_batches(tmp_path):
     run = FakeRun("g", "dcgan")
     a, b, c = (tmp_path / f"{k}.h5" for k in "abc")
-    info = generate_file(run, 10, str(a), {"tool": "generate"}, seed=1, batch_size=4,
-                         montage=str(tmp_path / "m.png"))
+    info = generate_file(
+        run, 10, str(a), {"tool": "generate"}, seed=1, batch_size=4, montage=str(tmp_path / "m.png")
+    )
     assert info == {"n": 10, "tries": 10, "batches": 3, "output": str(a), "acceptance": 1.0}
     assert run.calls == [] and (tmp_path / "m.png").stat().st_size > 100
     generate_file(run, 10, str(b), {}, seed=1, batch_size=4)
@@ -74,8 +80,14 @@ def test_generate_min_score(tmp_path):
     with pytest.raises(GalError, match="no score: --min-score needs"):
         generate_file(FakeRun("d", "dcgan"), 5, str(tmp_path / "x.h5"), {}, min_score=0.0)
     # a separate scorer
-    generate_file(FakeRun("d", "dcgan", input_shape=(4, 4, 1)), 6, str(tmp_path / "s.h5"), {},
-                  min_score=0.0, scorer=run)
+    generate_file(
+        FakeRun("d", "dcgan", input_shape=(4, 4, 1)),
+        6,
+        str(tmp_path / "s.h5"),
+        {},
+        min_score=0.0,
+        scorer=run,
+    )
     assert np.all(read_galaxies(tmp_path / "s.h5")[0]["score"] > 0)
 
 
@@ -97,28 +109,46 @@ def test_cli_generate_conditions_from(galprep, tmp_path, monkeypatch):
     np.testing.assert_array_equal(data["mass"], [9, 10, 11])
     # from an array file's label columns, one fixed condition, cycling to N
     arr = tmp_path / "labels.npz"
-    write_galaxies(arr, {"images": np.zeros((2, 2, 2, 1)), "z": np.array([1.0, 2.0])},
-                   new_meta())
-    r = galprep("generate", "c", "-n", "5", "-o", tmp_path / "h.h5", "--conditions-from", arr,
-                "--condition", "mass=12")
+    write_galaxies(arr, {"images": np.zeros((2, 2, 2, 1)), "z": np.array([1.0, 2.0])}, new_meta())
+    r = galprep(
+        "generate",
+        "c",
+        "-n",
+        "5",
+        "-o",
+        tmp_path / "h.h5",
+        "--conditions-from",
+        arr,
+        "--condition",
+        "mass=12",
+    )
     assert r.code == 0, r.stderr and "cycled" in r.stderr
     data = read_galaxies(tmp_path / "h.h5")[0]
     np.testing.assert_array_equal(data["z"], [1, 2, 1, 2, 1])
     np.testing.assert_array_equal(data["mass"], 12)
 
 
-@pytest.mark.parametrize("args, words", [
-    (["v", "-n", "3"], "a vgg regression run predicting 'incl', not a GAN"),
-    (["c", "-n", "3", "--condition", "colour=1"], "unknown condition colour"),
-    (["c", "-n", "3"], "give condition z"),
-    (["c", "--conditions-from", "cat.csv"], "no column z"),
-    (["t", "-n", "3", "--min-score", "99"], "only 0 of 3 images scored above 99"),
-    (["g", "-n", "3", "--condition", "z"], "not NAME=VALUE"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["v", "-n", "3"], "a vgg regression run predicting 'incl', not a GAN"),
+        (["c", "-n", "3", "--condition", "colour=1"], "unknown condition colour"),
+        (["c", "-n", "3"], "give condition z"),
+        (["c", "--conditions-from", "cat.csv"], "no column z"),
+        (["t", "-n", "3", "--min-score", "99"], "only 0 of 3 images scored above 99"),
+        (["g", "-n", "3", "--condition", "z"], "not NAME=VALUE"),
+    ],
+)
 def test_cli_generate_bad_input(galprep, tmp_path, monkeypatch, args, words):
-    install(monkeypatch, {"v": FakeRun("v", "vgg", target="incl"),
-                          "c": FakeRun("c", "cgan", conditions=["z"]),
-                          "t": FakeRun("t", "twoinone"), "g": FakeRun("g", "dcgan")})
+    install(
+        monkeypatch,
+        {
+            "v": FakeRun("v", "vgg", target="incl"),
+            "c": FakeRun("c", "cgan", conditions=["z"]),
+            "t": FakeRun("t", "twoinone"),
+            "g": FakeRun("g", "dcgan"),
+        },
+    )
     monkeypatch.chdir(tmp_path)
     (tmp_path / "cat.csv").write_text("a,b\n1,2\n")
     r = galprep("generate", *args, "-o", "out.h5", "--montage", "m.png")
@@ -144,8 +174,16 @@ def test_real_dcgan_seeded(galprep, tmp_path):
 
 def test_real_cgan_conditions_and_twoinone_threshold(galprep, tmp_path):
     cgan = tiny_run("cgan")
-    r = galprep("generate", cgan, "-o", tmp_path / "c.h5", "--conditions-from", tiny_data(),
-                "--montage", tmp_path / "c.png")
+    r = galprep(
+        "generate",
+        cgan,
+        "-o",
+        tmp_path / "c.h5",
+        "--conditions-from",
+        tiny_data(),
+        "--montage",
+        tmp_path / "c.png",
+    )
     assert r.code == 0, r.stderr
     data = read_galaxies(tmp_path / "c.h5")[0]
     np.testing.assert_array_equal(data["z"], read_galaxies(tiny_data())[0]["z"])
@@ -158,12 +196,21 @@ def test_real_cgan_conditions_and_twoinone_threshold(galprep, tmp_path):
     assert r.code == 0, r.stderr
     scores = np.sort(read_galaxies(tmp_path / "all.h5")[0]["score"])
     threshold = float(scores[8])
-    r = galprep("generate", two, "-n", "5", "-o", tmp_path / "best.h5", "--min-score",
-                threshold)
+    r = galprep("generate", two, "-n", "5", "-o", tmp_path / "best.h5", "--min-score", threshold)
     assert r.code == 0, r.stderr
     kept = read_galaxies(tmp_path / "best.h5")[0]
     assert len(kept["images"]) == 5 and np.all(kept["score"] > threshold)
-    r = galprep("generate", two, "-n", "5", "-o", tmp_path / "never.h5", "--min-score",
-                scores[-1] + 1e6, "--max-tries", "40")
+    r = galprep(
+        "generate",
+        two,
+        "-n",
+        "5",
+        "-o",
+        tmp_path / "never.h5",
+        "--min-score",
+        scores[-1] + 1e6,
+        "--max-tries",
+        "40",
+    )
     assert r.code == 1 and "in 40 tries" in r.stderr
     assert not (tmp_path / "never.h5").exists()

@@ -12,15 +12,20 @@ def _file(path, layout, dtype="<f4", shape=(23, 5, 6, 3)):
     rng = np.random.default_rng(0)
     data = (rng.normal(size=shape) * 100).astype(dtype)
     with h5py.File(path, "w") as f:
-        kw = {"contiguous": {}, "chunked": {"chunks": (4,) + shape[1:]},
-              "gzip": {"chunks": (4,) + shape[1:], "compression": "gzip"},
-              "split-rows": {"chunks": (4, 5, 3, 3)}}[layout]
+        kw = {
+            "contiguous": {},
+            "chunked": {"chunks": (4,) + shape[1:]},
+            "gzip": {"chunks": (4,) + shape[1:], "compression": "gzip"},
+            "split-rows": {"chunks": (4, 5, 3, 3)},
+        }[layout]
         f.create_dataset("images", data=data, **kw)
     return data
 
 
-@pytest.mark.parametrize("layout, direct", [("contiguous", True), ("chunked", True),
-                                            ("gzip", False), ("split-rows", False)])
+@pytest.mark.parametrize(
+    "layout, direct",
+    [("contiguous", True), ("chunked", True), ("gzip", False), ("split-rows", False)],
+)
 @pytest.mark.parametrize("dtype", ["<f4", ">f4", "u1", "<i2"])
 def test_reads_match_h5py(tmp_path, layout, direct, dtype):
     path = tmp_path / "s.h5"
@@ -39,8 +44,9 @@ def test_three_dimensional_and_unallocated_chunks(tmp_path):
     path = tmp_path / "s.h5"
     data = np.arange(10 * 4 * 4, dtype="f4").reshape(10, 4, 4)
     with h5py.File(path, "w") as f:
-        ds = f.create_dataset("images", shape=(10, 4, 4), dtype="f4", chunks=(3, 4, 4),
-                              fillvalue=-1)
+        ds = f.create_dataset(
+            "images", shape=(10, 4, 4), dtype="f4", chunks=(3, 4, 4), fillvalue=-1
+        )
         ds[0:3] = data[0:3]
         ds[9] = data[9]  # chunks of rows 3-5 and 6-8 are never written
     with open_galaxies(path) as reader:

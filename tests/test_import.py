@@ -40,14 +40,15 @@ def test_every_importer_is_registered_and_follows_the_protocol():
 
 
 def test_import_help_lists_formats_without_heavy_imports():
-    script = ("import sys, json\nfrom galtools.cli import main\n"
-              "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
-              "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'h5py', 'astropy', "
-              "'PIL', 'numpy', 'scipy', 'galsim', 'photutils', 'skimage'})\n"
-              "print(json.dumps([code, heavy]), file=sys.stderr)\n")
+    script = (
+        "import sys, json\nfrom galtools.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'h5py', 'astropy', "
+        "'PIL', 'numpy', 'scipy', 'galsim', 'photutils', 'skimage'})\n"
+        "print(json.dumps([code, heavy]), file=sys.stderr)\n"
+    )
     for args in (["import", "--help"], ["import", "galaxy10", "--help"]):
-        r = subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
-                           text=True)
+        r = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True)
         code, heavy = json.loads(r.stderr.strip().splitlines()[-1])
         assert code == 0 and heavy == [], (args, heavy)
         if args[1] == "--help":
@@ -130,7 +131,8 @@ def _kaggle(folder, ids, size=12, csv=True, value=lambda i: f"{0.1 * i:.3f}"):
     rng = np.random.default_rng(0)
     for key in ids:
         Image.fromarray(rng.integers(0, 256, (size, size), dtype=np.uint8)).save(
-            folder / f"{key}.png")
+            folder / f"{key}.png"
+        )
     if csv:
         lines = ["Id,Actual"] + [f"{key},{value(i)}" for i, key in enumerate(ids)]
         (folder.parent / "labels.csv").write_text("\n".join(lines) + "\n")
@@ -153,10 +155,12 @@ def test_kaggle_png_scores_from_csv(galprep, tmp_path):
 
 
 def test_kaggle_png_text_labels_become_classes(galprep, tmp_path):
-    folder = _kaggle(tmp_path / "imgs", ["a", "b", "c"], value=lambda i: ["lens", "none",
-                                                                           "lens"][i])
-    r = galprep("import", "kaggle-png", folder, "--csv", tmp_path / "labels.csv", "-o",
-                tmp_path / "k.h5")
+    folder = _kaggle(
+        tmp_path / "imgs", ["a", "b", "c"], value=lambda i: ["lens", "none", "lens"][i]
+    )
+    r = galprep(
+        "import", "kaggle-png", folder, "--csv", tmp_path / "labels.csv", "-o", tmp_path / "k.h5"
+    )
     assert r.code == 0, r.stderr
     batch, meta = read_galaxies(tmp_path / "k.h5")
     assert meta["classes"]["actual"] == ["lens", "none"]
@@ -174,8 +178,17 @@ def test_kaggle_png_missing_image_is_an_error(galprep, tmp_path):
 def test_kaggle_png_full_size_grayscale(galprep, tmp_path):
     """The original task's layout: 1000×1000 grey PNGs named by Id, CSV Id,Actual."""
     folder = _kaggle(tmp_path / "train", ["100100", "100203"], size=1000)
-    r = galprep("import", "kaggle-png", folder, "--csv", tmp_path / "labels.csv", "-o",
-                tmp_path / "k.h5", "--chunk-size", "1")
+    r = galprep(
+        "import",
+        "kaggle-png",
+        folder,
+        "--csv",
+        tmp_path / "labels.csv",
+        "-o",
+        tmp_path / "k.h5",
+        "--chunk-size",
+        "1",
+    )
     assert r.code == 0, r.stderr
     with open_galaxies(tmp_path / "k.h5") as reader:
         assert reader.image_shape == (1000, 1000, 1) and reader.n == 2
@@ -200,11 +213,27 @@ def test_npy_channels_first_ids_and_catalog_with_duplicates(galprep, tmp_path):
     np.save(tmp_path / "ids.npy", np.array([10, 11, 12, 13, 14, 15]))
     (tmp_path / "cat.csv").write_text(
         "objid,z,morph\n11,0.5,spiral\n10,0.3,elliptical\n11,0.9,merger\n13,,spiral\n"
-        "99,1.0,spiral\n")
+        "99,1.0,spiral\n"
+    )
     out = tmp_path / "n.h5"
-    r = galprep("import", "npy", tmp_path / "x.npy", "--channels-first", "--ids",
-                tmp_path / "ids.npy", "--catalog", tmp_path / "cat.csv", "--catalog-id",
-                "objid", "--bands", "gr", "--pixel-scale", "0.5", "-o", out)
+    r = galprep(
+        "import",
+        "npy",
+        tmp_path / "x.npy",
+        "--channels-first",
+        "--ids",
+        tmp_path / "ids.npy",
+        "--catalog",
+        tmp_path / "cat.csv",
+        "--catalog-id",
+        "objid",
+        "--bands",
+        "gr",
+        "--pixel-scale",
+        "0.5",
+        "-o",
+        out,
+    )
     assert r.code == 0, r.stderr
     assert "1 repeated ids (kept the first row): 11" in r.stderr
     assert "3 objects not in the catalog" in r.stderr
@@ -234,8 +263,9 @@ def test_npy_refuses_pickles_and_bad_shapes(galprep, tmp_path):
     assert r.code == 1 and "expected N×H×W×C" in r.stderr
     np.save(tmp_path / "x.npy", np.zeros((3, 4, 4)))
     np.save(tmp_path / "ids.npy", np.arange(2))
-    r = galprep("import", "npy", tmp_path / "x.npy", "--ids", tmp_path / "ids.npy", "-o",
-                tmp_path / "o.h5")
+    r = galprep(
+        "import", "npy", tmp_path / "x.npy", "--ids", tmp_path / "ids.npy", "-o", tmp_path / "o.h5"
+    )
     assert r.code == 1 and "ids of shape (2,), expected (3,)" in r.stderr
     r = galprep("import", "npy", tmp_path / "x.npy", "--bands", "gri", "-o", tmp_path / "o.h5")
     assert r.code == 1 and "3 band names for 1 channels" in r.stderr
@@ -261,9 +291,18 @@ def _fits_folder(folder, n=3, cube=False):
     stamps = rng.normal(size=(n, 3, 10, 10)).astype(np.float32)
     for k in range(n):
         header = fits.Header()
-        header.update({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CDELT1": -0.25 / 3600,
-                       "CDELT2": 0.25 / 3600, "CRPIX1": 5, "CRPIX2": 5, "CRVAL1": 150.0,
-                       "CRVAL2": 2.0})
+        header.update(
+            {
+                "CTYPE1": "RA---TAN",
+                "CTYPE2": "DEC--TAN",
+                "CDELT1": -0.25 / 3600,
+                "CDELT2": 0.25 / 3600,
+                "CRPIX1": 5,
+                "CRPIX2": 5,
+                "CRVAL1": 150.0,
+                "CRVAL2": 2.0,
+            }
+        )
         if cube:
             hdul = fits.HDUList([fits.PrimaryHDU(stamps[k], header=header)])
         else:
@@ -292,8 +331,7 @@ def test_fits_folder_bands_as_hdus_or_cube(galprep, tmp_path, cube):
 
 def test_fits_folder_hdu_selection(galprep, tmp_path):
     stamps = _fits_folder(tmp_path / "f", n=2)
-    r = galprep("import", "fits-folder", tmp_path / "f", "--hdus", "3,1", "-o",
-                tmp_path / "o.h5")
+    r = galprep("import", "fits-folder", tmp_path / "f", "--hdus", "3,1", "-o", tmp_path / "o.h5")
     assert r.code == 0, r.stderr
     batch, meta = read_galaxies(tmp_path / "o.h5")
     np.testing.assert_allclose(batch["images"], stamps[:, [2, 0]].transpose(0, 2, 3, 1))

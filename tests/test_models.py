@@ -19,11 +19,19 @@ def learnable(path, n=192, shape=(8, 8, 1), seed=0, noise=0.1):
     clean = np.broadcast_to(b[:, None, None, None], (n, *shape)).astype("f4")
     clean = clean * np.linspace(0.5, 1.5, shape[1], dtype="f4")[None, None, :, None]
     images = (clean + rng.normal(size=clean.shape) * noise).astype("f4")
-    batch = {"images": images, "targets": clean.copy(), "inclination": 45 + 45 * b,
-             "kind": (b > 0.5).astype(int), "real": (b > 0.3).astype(int),
-             "redshift": 0.1 + b}
-    write_galaxies(path, batch, new_meta(bands=[f"b{i}" for i in range(shape[-1])],
-                                         classes={"kind": ["faint", "bright"]}))
+    batch = {
+        "images": images,
+        "targets": clean.copy(),
+        "inclination": 45 + 45 * b,
+        "kind": (b > 0.5).astype(int),
+        "real": (b > 0.3).astype(int),
+        "redshift": 0.1 + b,
+    }
+    write_galaxies(
+        path,
+        batch,
+        new_meta(bands=[f"b{i}" for i in range(shape[-1])], classes={"kind": ["faint", "bright"]}),
+    )
     return batch
 
 
@@ -46,8 +54,15 @@ def data(tmp_path_factory):
 def test_registry_lists_builtins():
     from galtools import models
 
-    assert {"vgg", "cnn-classifier", "dcgan", "twoinone", "cgan", "resnet-denoiser",
-            "ridge-histogram"} <= set(models.known())
+    assert {
+        "vgg",
+        "cnn-classifier",
+        "dcgan",
+        "twoinone",
+        "cgan",
+        "resnet-denoiser",
+        "ridge-histogram",
+    } <= set(models.known())
     with pytest.raises(GalError, match="unknown model 'nope'.*known: .*vgg"):
         models.get("nope")
 
@@ -57,8 +72,16 @@ def test_vgg_regression_learns_and_inverts_scaling(data, tmp_path):
     from galtools.train.loop import train
 
     d, batch = data
-    m = train([d / "train.h5"], tmp_path / "run", "vgg", {"target": "inclination"},
-              val=str(d / "val.h5"), passes=3, lr=3e-3, **KW)
+    m = train(
+        [d / "train.h5"],
+        tmp_path / "run",
+        "vgg",
+        {"target": "inclination"},
+        val=str(d / "val.h5"),
+        passes=3,
+        lr=3e-3,
+        **KW,
+    )
     assert m["status"] == "finished" and m["step"] == 36
     assert falls(losses(m))
     run = load_run(tmp_path / "run")
@@ -77,17 +100,28 @@ def test_vgg_regression_learns_and_inverts_scaling(data, tmp_path):
         run.predict(np.zeros((2, 6, 8, 1)))
 
 
-@pytest.mark.parametrize("model,extra", [
-    ("vgg", {}),
-    ("cnn-classifier", {"backbone": "8,16", "head": "32,relu,16", "normalize": "global"}),
-])
+@pytest.mark.parametrize(
+    "model,extra",
+    [
+        ("vgg", {}),
+        ("cnn-classifier", {"backbone": "8,16", "head": "32,relu,16", "normalize": "global"}),
+    ],
+)
 def test_classifiers_learn(data, tmp_path, model, extra):
     from galtools.runs import load_run
     from galtools.train.loop import train
 
     d, batch = data
-    m = train([d / "train.h5"], tmp_path / "run", model, dict(target="kind", **extra),
-              val=str(d / "val.h5"), passes=3, lr=3e-3, **KW)
+    m = train(
+        [d / "train.h5"],
+        tmp_path / "run",
+        model,
+        dict(target="kind", **extra),
+        val=str(d / "val.h5"),
+        passes=3,
+        lr=3e-3,
+        **KW,
+    )
     assert falls(losses(m))
     run = load_run(tmp_path / "run")
     assert run.class_names == ["faint", "bright"]
@@ -109,9 +143,14 @@ def test_cnn_classifier_head_spec_and_top3(tmp_path):
     k = rng.integers(0, 5, 80)
     images = (k[:, None, None, None] + rng.normal(size=(80, 8, 8, 1)) * 0.1).astype("f4")
     write_galaxies(tmp_path / "five.h5", {"images": images, "k": k}, new_meta(bands=["r"]))
-    m = train([tmp_path / "five.h5"], tmp_path / "run", "cnn-classifier",
-              {"target": "k", "backbone": "8", "head": "16,relu", "normalize": "global"},
-              passes=1, **KW)
+    m = train(
+        [tmp_path / "five.h5"],
+        tmp_path / "run",
+        "cnn-classifier",
+        {"target": "k", "backbone": "8", "head": "16,relu", "normalize": "global"},
+        passes=1,
+        **KW,
+    )
     assert "top3" in m["steps"][-1]
     assert load_run(tmp_path / "run").class_names == ["0", "1", "2", "3", "4"]
 
@@ -130,12 +169,24 @@ def test_cnn_classifier_judges_shape_not_brightness(tmp_path):
     elongated = np.exp(-(x**2 / 12 + y**2 / 1.5))
     k = rng.integers(0, 2, n)
     flux = 10 ** rng.uniform(0, 3, n)  # three decades of brightness
-    images = (np.where(k[:, None, None], elongated, round_) * flux[:, None, None]
-              + rng.normal(size=(n, 8, 8)) * 0.05)[..., None].astype("f4")
-    write_galaxies(tmp_path / "shapes.h5", {"images": images, "k": k},
-                   new_meta(bands=["r"], classes={"k": ["round", "elongated"]}))
-    train([tmp_path / "shapes.h5"], tmp_path / "run", "cnn-classifier",
-          {"target": "k", "backbone": "8,16", "head": "16,relu"}, passes=10, lr=3e-3, **KW)
+    images = (
+        np.where(k[:, None, None], elongated, round_) * flux[:, None, None]
+        + rng.normal(size=(n, 8, 8)) * 0.05
+    )[..., None].astype("f4")
+    write_galaxies(
+        tmp_path / "shapes.h5",
+        {"images": images, "k": k},
+        new_meta(bands=["r"], classes={"k": ["round", "elongated"]}),
+    )
+    train(
+        [tmp_path / "shapes.h5"],
+        tmp_path / "run",
+        "cnn-classifier",
+        {"target": "k", "backbone": "8,16", "head": "16,relu"},
+        passes=10,
+        lr=3e-3,
+        **KW,
+    )
     run = load_run(tmp_path / "run")
     assert run.config["model_config"]["per_image"] is True
     p = run.predict(images)
@@ -148,8 +199,7 @@ def test_denoiser_learns_any_size(data, tmp_path):
     from galtools.train.loop import train
 
     d, batch = data
-    m = train([d / "train.h5"], tmp_path / "run", "resnet-denoiser", {}, passes=2, lr=2e-3,
-              **KW)
+    m = train([d / "train.h5"], tmp_path / "run", "resnet-denoiser", {}, passes=2, lr=2e-3, **KW)
     assert falls(losses(m))
     run = load_run(tmp_path / "run")
     assert run.input_shape is None and run.bands == ["b0"]
@@ -165,8 +215,14 @@ def test_ridge_histogram(data, tmp_path):
 
     d, _ = data
     val = learnable(tmp_path / "v.h5", n=100, seed=9)
-    m = train([d / "train.h5"], tmp_path / "run", "ridge-histogram", {"target": "inclination"},
-              val=str(tmp_path / "v.h5"), **KW)
+    m = train(
+        [d / "train.h5"],
+        tmp_path / "run",
+        "ridge-histogram",
+        {"target": "inclination"},
+        val=str(tmp_path / "v.h5"),
+        **KW,
+    )
     run = load_run(tmp_path / "run")
     pred = run.predict(val["images"])
     rmse = np.sqrt(np.mean((pred - val["inclination"]) ** 2))
@@ -177,18 +233,30 @@ def test_ridge_histogram(data, tmp_path):
         assert f["alpha"] in f["alphas"]
 
 
-@pytest.mark.parametrize("model,opts,aux", [
-    ("dcgan", {}, None),
-    ("twoinone", {"target": "inclination"}, "score_loss"),
-    ("cgan", {"conditions": ["redshift"]}, "cond_loss"),
-])
+@pytest.mark.parametrize(
+    "model,opts,aux",
+    [
+        ("dcgan", {}, None),
+        ("twoinone", {"target": "inclination"}, "score_loss"),
+        ("cgan", {"conditions": ["redshift"]}, "cond_loss"),
+    ],
+)
 def test_gans(tmp_path, model, opts, aux):
     from galtools.runs import load_run
     from galtools.train.loop import train
 
     batch = learnable(tmp_path / "g.h5", n=96, shape=(10, 6, 2))
-    m = train([tmp_path / "g.h5"], tmp_path / "run", model, opts, passes=2, lr=2e-3,
-              batch_size=16, seed=1, log_every=1)
+    m = train(
+        [tmp_path / "g.h5"],
+        tmp_path / "run",
+        model,
+        opts,
+        passes=2,
+        lr=2e-3,
+        batch_size=16,
+        seed=1,
+        log_every=1,
+    )
     assert m["step"] == 12
     if aux:
         assert falls(losses(m, aux), 3)

@@ -10,8 +10,16 @@ from galtools.metrics.morphology import FLAGS, Morphology, measure, segment
 from tests.galaxy_sims import sersic
 
 TOLERANCE = {  # absolute, or relative for the radii and flux (see the module docstring)
-    "gini": 0.03, "m20": 0.08, "concentration": 0.10, "asymmetry": 0.05, "smoothness": 0.04,
-    "rpetro": 0.05, "r50": 0.03, "ellipticity": 0.01, "orientation": 0.02, "flux": 0.02,
+    "gini": 0.03,
+    "m20": 0.08,
+    "concentration": 0.10,
+    "asymmetry": 0.05,
+    "smoothness": 0.04,
+    "rpetro": 0.05,
+    "r50": 0.03,
+    "ellipticity": 0.01,
+    "orientation": 0.02,
+    "flux": 0.02,
 }
 RELATIVE = ("rpetro", "r50", "flux")
 
@@ -26,9 +34,15 @@ def sims(count, size=32, seed=0, noise=1.0):
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(count):
-        img = sersic(size, rng.uniform(2, 4), rng.uniform(0.7, 3.5), ellip=rng.uniform(0, 0.5),
-                     angle=rng.uniform(0, np.pi), flux=rng.uniform(2e3, 1e4),
-                     center=(size - 1) / 2 + rng.uniform(-1, 1, 2))
+        img = sersic(
+            size,
+            rng.uniform(2, 4),
+            rng.uniform(0.7, 3.5),
+            ellip=rng.uniform(0, 0.5),
+            angle=rng.uniform(0, np.pi),
+            flux=rng.uniform(2e3, 1e4),
+            center=(size - 1) / 2 + rng.uniform(-1, 1, 2),
+        )
         out.append(psf(img) + rng.normal(0, noise, (size, size)))
     return np.array(out)
 
@@ -38,8 +52,9 @@ def test_symmetric_sersic_has_zero_asymmetry_and_centre_found():
     # off the centroid's pixel, on the half-pixel lattice where a 180° rotation is exact
     # (elsewhere bilinear interpolation of the peak leaves A ≈ 0.04, as in statmorph)
     centers = [(15.5, 17.0), (14.0, 15.5), (15.3, 16.2)]
-    imgs = np.stack([psf(sersic(32, 3.0, 1.5, ellip=0.3, angle=0.4, flux=5000, center=c))
-                     for c in centers]) + rng.normal(0, 0.01, (3, 32, 32))
+    imgs = np.stack(
+        [psf(sersic(32, 3.0, 1.5, ellip=0.3, angle=0.4, flux=5000, center=c)) for c in centers]
+    ) + rng.normal(0, 0.01, (3, 32, 32))
     res = measure(imgs)
     for i, c in enumerate(centers):
         assert res["xc_asym"][i] == pytest.approx(c[0], abs=0.02)
@@ -73,7 +88,7 @@ def test_chunk_measurement_equals_per_stamp_measurement():
     imgs = sims(5, seed=2)
     together = measure(imgs)
     for i in range(5):
-        alone = measure(imgs[i:i + 1])
+        alone = measure(imgs[i : i + 1])
         for key in ("gini", "m20", "concentration", "asymmetry", "rpetro", "flux"):
             assert alone[key][0] == pytest.approx(together[key][i], rel=1e-9, abs=1e-12), key
 
@@ -98,13 +113,18 @@ def test_agreement_with_statmorph_within_documented_tolerances():
     imgs = sims(8, size=40, seed=4)
     seg, _ = segment(imgs)
     mine = measure(imgs, segmap=seg)
-    attr = {"rpetro": "rpetro_circ", "ellipticity": "ellipticity_asymmetry",
-            "orientation": "orientation_asymmetry", "flux": "flux_circ"}
+    attr = {
+        "rpetro": "rpetro_circ",
+        "ellipticity": "ellipticity_asymmetry",
+        "orientation": "orientation_asymmetry",
+        "flux": "flux_circ",
+    }
     for i in range(len(imgs)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ref = statmorph.source_morphology(imgs[i], seg[i].astype(int),
-                                              weightmap=np.ones_like(imgs[i]))[0]
+            ref = statmorph.source_morphology(
+                imgs[i], seg[i].astype(int), weightmap=np.ones_like(imgs[i])
+            )[0]
         for prop, tol in TOLERANCE.items():
             a = float(getattr(ref, attr.get(prop, prop)))
             b = float(mine[prop][i])
@@ -120,8 +140,9 @@ def test_metric_summary_and_wasserstein_between_populations():
     a, b = metric.accumulator({}), metric.accumulator({})
     a.add(sims(12, seed=5)[..., None])
     rng = np.random.default_rng(6)
-    compact = np.stack([psf(sersic(32, 1.5, 4.0, flux=8000)) + rng.normal(0, 1, (32, 32))
-                        for _ in range(12)])
+    compact = np.stack(
+        [psf(sersic(32, 1.5, 4.0, flux=8000)) + rng.normal(0, 1, (32, 32)) for _ in range(12)]
+    )
     b.add(compact[..., None])
     ra, rb = a.result(), b.result()
     out = metric.compare(ra, rb, {}, ["r"])

@@ -25,7 +25,7 @@ def test_batched_spectra_equal_the_per_image_reference(shape):
         for c in range(2):
             ref, full = naive(x[i, :, :, c].astype(np.float64))
             np.testing.assert_allclose(got[i, c], ref, rtol=2e-4)
-            half = engine.half_power(x[i:i + 1, :, :, c:c + 1])
+            half = engine.half_power(x[i : i + 1, :, :, c : c + 1])
             np.testing.assert_allclose(engine.full(half)[0, 0], full, rtol=2e-4, atol=1e-6)
 
 
@@ -34,20 +34,20 @@ def test_white_noise_is_flat_at_its_variance():
     sigma = 2.0
     x = rng.normal(0, sigma, size=(400, 32, 32, 1))
     mean = power_spectra(x)[:, 0].mean(axis=0)
-    np.testing.assert_allclose(mean[1:20], sigma ** 2, rtol=0.05)
+    np.testing.assert_allclose(mean[1:20], sigma**2, rtol=0.05)
 
 
 def test_gaussian_blob_matches_its_analytic_spectrum():
     n, s = 64, 3.0
     y, x = np.indices((n, n))
-    blob = np.exp(-((x - n / 2) ** 2 + (y - n / 2) ** 2) / (2 * s ** 2))
+    blob = np.exp(-((x - n / 2) ** 2 + (y - n / 2) ** 2) / (2 * s**2))
     spec = power_spectra(blob[None, :, :, None])[0, 0]
     # |FT|² of a unit-peak Gaussian: (2π s²)² exp(-4π² s² k²), k = radius / n cycles/pixel
     _, matrix = radial_bins(n, n)
     ky = np.fft.fftfreq(n)[:, None]
     kx = np.fft.rfftfreq(n)[None, :]
-    analytic2d = (2 * np.pi * s ** 2) ** 2 * np.exp(-4 * np.pi ** 2 * s ** 2 * (ky ** 2 + kx ** 2))
-    analytic = (analytic2d.ravel() @ matrix) / n ** 2
+    analytic2d = (2 * np.pi * s**2) ** 2 * np.exp(-4 * np.pi**2 * s**2 * (ky**2 + kx**2))
+    analytic = (analytic2d.ravel() @ matrix) / n**2
     # where the spectrum is well above float32 round-off
     ok = analytic > analytic[0] * 1e-6
     np.testing.assert_allclose(spec[ok], analytic[ok], rtol=1e-3)
@@ -71,8 +71,9 @@ def test_power_metric_compares_sets_by_wasserstein_per_radius():
     assert diff["bands"]["x"]["mean_wasserstein"] == pytest.approx(np.log10(9), abs=0.1)
     assert same["mean_wasserstein"] < 0.15 * diff["mean_wasserstein"]
     summary = metric.summary(ra, ["x"])
-    assert summary["n"] == 60 and len(summary["bands"]["x"]["log10_mean"]) == ra[
-        "spectra"].shape[-1]
+    assert (
+        summary["n"] == 60 and len(summary["bands"]["x"]["log10_mean"]) == ra["spectra"].shape[-1]
+    )
 
 
 def test_non_finite_images_are_skipped_and_counted():

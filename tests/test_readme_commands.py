@@ -69,10 +69,13 @@ def test_readme_pipes_run(tmp_path):
     """The README's pipe example, for real (smaller)."""
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     run = f"{shlex.quote(sys.executable)} -c 'from galtools.cli import main; main()'"
-    cmd = (f"{run} simulate -n 20 --size 64 -q -o - | {run} resize - --size 32 -q -o - "
-           f"| {run} info - --json")
-    r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True,
-                       cwd=tmp_path, env=env)
+    cmd = (
+        f"{run} simulate -n 20 --size 64 -q -o - | {run} resize - --size 32 -q -o - "
+        f"| {run} info - --json"
+    )
+    r = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
     assert r.returncode == 0, r.stderr
     import json
 

@@ -25,9 +25,22 @@ def test_readme_minimal_plugin(tmp_path):
     (src / "setup.py").write_text(setup_py)
     (src / "galtools_hello" / "__init__.py").write_text(module)
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                    "--no-build-isolation", "--target", str(target), str(src)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+    )
     data = tmp_path / "data.h5"
     write_galaxies(data, make_batch(n=7))
     env = dict(os.environ, PYTHONPATH=str(target))

@@ -59,8 +59,20 @@ def test_pipe_catalog_sdss_names_and_missing_rows(galprep, tmp_path):
         rgb_jpeg(folder / f"pgc{i + 1}_d25x2_rot_gri.sdss.jpg", (90, 60, 30))
     cat = catalog(tmp_path / "cat.txt", [1, 2, 3], sep="|")
     out = tmp_path / "o.npz"
-    r = galprep("resize", folder, "-o", out, "--size", "4x6", "--catalog", cat,
-                "--labels", "inc", "--band", "i")
+    r = galprep(
+        "resize",
+        folder,
+        "-o",
+        out,
+        "--size",
+        "4x6",
+        "--catalog",
+        cat,
+        "--labels",
+        "inc",
+        "--band",
+        "i",
+    )
     assert r.code == 0, r.stderr
     assert "1 without a catalog row" in r.stderr
     batch, meta = read_galaxies(out)
@@ -68,8 +80,17 @@ def test_pipe_catalog_sdss_names_and_missing_rows(galprep, tmp_path):
     assert np.allclose(batch["images"], 90, atol=3)
     assert set(batch) == {"images", "ids", "inc"}
     assert np.isnan(batch["inc"][3]) and batch["inc"][0] == 10
-    r = galprep("resize", folder, "-o", tmp_path / "p.h5", "--size", "4", "--catalog", cat,
-                "--require-labels")
+    r = galprep(
+        "resize",
+        folder,
+        "-o",
+        tmp_path / "p.h5",
+        "--size",
+        "4",
+        "--catalog",
+        cat,
+        "--require-labels",
+    )
     assert r.code == 1 and "1 of 4 images have no catalog row" in r.stderr
     assert "first: id '4'" in r.stderr and not (tmp_path / "p.h5").exists()
 
@@ -80,18 +101,23 @@ def test_band_files_stack_and_select(galprep, tmp_path):
     for k in range(3):
         for band, value in zip("irg", (30, 20, 10)):
             Image.fromarray(np.full((16, 16), value + k, np.uint8)).save(
-                folder / f"pgc{k + 7}_d25x2_rot_{band}.png")
+                folder / f"pgc{k + 7}_d25x2_rot_{band}.png"
+            )
     out = tmp_path / "o.h5"
     assert galprep("resize", folder, "-o", out, "--size", "8").code == 0
     batch, meta = read_galaxies(out)
     assert meta["bands"] == ["g", "r", "i"] and batch["images"].shape == (3, 8, 8, 3)
     assert np.array_equal(batch["images"][1, 0, 0], [11, 21, 31])
-    assert galprep("resize", folder, "-o", tmp_path / "gi.h5", "--size", "8",
-                   "--band", "i,g").code == 0
+    assert (
+        galprep("resize", folder, "-o", tmp_path / "gi.h5", "--size", "8", "--band", "i,g").code
+        == 0
+    )
     batch, meta = read_galaxies(tmp_path / "gi.h5")
     assert meta["bands"] == ["i", "g"] and np.array_equal(batch["images"][0, 0, 0], [30, 10])
-    assert galprep("resize", folder, "-o", tmp_path / "grey.h5", "--size", "8",
-                   "--band", "grey").code == 0
+    assert (
+        galprep("resize", folder, "-o", tmp_path / "grey.h5", "--size", "8", "--band", "grey").code
+        == 0
+    )
     batch, meta = read_galaxies(tmp_path / "grey.h5")
     assert meta["bands"] == ["grey"] and batch["images"][2, 0, 0, 0] == 22
 
@@ -104,8 +130,12 @@ def test_crop_and_filters(galprep, tmp_path):
     Image.fromarray(img).save(folder / "gal1.png")
     for filt in ("area", "bilinear", "bicubic", "lanczos"):
         out = tmp_path / f"{filt}.h5"
-        assert galprep("resize", folder, "-o", out, "--size", "8", "--crop", "0.5",
-                       "--filter", filt).code == 0
+        assert (
+            galprep(
+                "resize", folder, "-o", out, "--size", "8", "--crop", "0.5", "--filter", filt
+            ).code
+            == 0
+        )
         batch, _ = read_galaxies(out)
         assert batch["images"].shape == (1, 8, 8, 1)
         inner = batch["images"] if filt == "area" else batch["images"][:, 3:5, 3:5]
@@ -125,9 +155,13 @@ def fits_files(folder):
     yy = np.arange(16, dtype=np.float32)[:, None] * np.ones(16, np.float32)
     fits.writeto(folder / "pgc5_r.fits", yy)
     fits.writeto(folder / "pgc6_gri.fits", np.stack([yy, yy + 100, yy + 200]))
-    hdus = fits.HDUList([fits.PrimaryHDU()] + [
-        fits.ImageHDU(yy + off, header=fits.Header({"FILTER": band}))
-        for band, off in (("g", 0), ("r", 100), ("i", 200))])
+    hdus = fits.HDUList(
+        [fits.PrimaryHDU()]
+        + [
+            fits.ImageHDU(yy + off, header=fits.Header({"FILTER": band}))
+            for band, off in (("g", 0), ("r", 100), ("i", 200))
+        ]
+    )
     hdus.writeto(folder / "pgc7.fits")
     return yy
 
@@ -135,8 +169,15 @@ def fits_files(folder):
 def test_fits_images_cubes_and_hdus(galprep, tmp_path):
     fits_files(tmp_path / "f")
     out = tmp_path / "cube.h5"
-    r = galprep("resize", tmp_path / "f" / "pgc6_gri.fits", tmp_path / "f" / "pgc7.fits",
-                "-o", out, "--size", "8")
+    r = galprep(
+        "resize",
+        tmp_path / "f" / "pgc6_gri.fits",
+        tmp_path / "f" / "pgc7.fits",
+        "-o",
+        out,
+        "--size",
+        "8",
+    )
     assert r.code == 0, r.stderr
     batch, meta = read_galaxies(out)
     assert batch["images"].dtype == np.float32 and batch["images"].shape == (2, 8, 8, 3)
@@ -213,11 +254,14 @@ def test_jobs_and_chunks_give_identical_output(galprep, tmp_path):
     rng = np.random.default_rng(1)
     for i in range(9):
         Image.fromarray(rng.integers(0, 255, (24, 24, 3), np.uint8)).save(
-            folder / f"pgc{i}_gri.png")
+            folder / f"pgc{i}_gri.png"
+        )
     one, two = tmp_path / "one.h5", tmp_path / "two.h5"
     assert galprep("resize", folder, "-o", one, "--size", "6", "-j", "1").code == 0
-    assert galprep("resize", folder, "-o", two, "--size", "6", "-j", "2",
-                   "--chunk-size", "2").code == 0
+    assert (
+        galprep("resize", folder, "-o", two, "--size", "6", "-j", "2", "--chunk-size", "2").code
+        == 0
+    )
     a, _ = read_galaxies(one)
     b, _ = read_galaxies(two)
     assert np.array_equal(a["images"], b["images"]) and np.array_equal(a["ids"], b["ids"])
@@ -306,11 +350,11 @@ def test_bad_wrong_band_count(galprep, tmp_path):
     folder = tmp_path / "grey"
     folder.mkdir()
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "gal.png")
-    line = _bad(galprep, tmp_path, "resize", folder, "--size", "4", "--band", "gri",
-                expect="gal.png")
+    line = _bad(
+        galprep, tmp_path, "resize", folder, "--size", "4", "--band", "gri", expect="gal.png"
+    )
     assert "no band 'g'" in line and "1 channel" in line
-    _bad(galprep, tmp_path, "resize", folder, "--size", "4", "--band", "0,2",
-         expect="band index 2")
+    _bad(galprep, tmp_path, "resize", folder, "--size", "4", "--band", "0,2", expect="band index 2")
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "gal2.png")
     line = _bad(galprep, tmp_path, "compress", folder, expect="gal2.png")
     assert "differ" in line
@@ -320,12 +364,24 @@ def test_bad_catalogs(galprep, tmp_path):
     folder = composites(tmp_path / "img", n=2)
     cat = tmp_path / "dup.csv"
     cat.write_text("pgc,inc\n100,10\n101,20\n100,30\n")
-    line = _bad(galprep, tmp_path, "resize", folder, "--size", "4", "--catalog", cat,
-                expect="dup.csv")
+    line = _bad(
+        galprep, tmp_path, "resize", folder, "--size", "4", "--catalog", cat, expect="dup.csv"
+    )
     assert "duplicate id '100'" in line
     cat2 = catalog(tmp_path / "c.csv", [100, 101])
-    _bad(galprep, tmp_path, "resize", folder, "--size", "4", "--catalog", cat2,
-         "--labels", "nope", expect="no label column 'nope'")
+    _bad(
+        galprep,
+        tmp_path,
+        "resize",
+        folder,
+        "--size",
+        "4",
+        "--catalog",
+        cat2,
+        "--labels",
+        "nope",
+        expect="no label column 'nope'",
+    )
 
 
 def test_bad_empty_folder_and_size(galprep, tmp_path):
@@ -368,8 +424,9 @@ def test_help_is_light(tool):
         "heavy = [m for m in ('tensorflow', 'keras', 'astropy', 'scipy', 'PIL', 'h5py', "
         "'matplotlib', 'galsim') if m in sys.modules]\nprint('HEAVY', heavy)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert "HEAVY []" in out and "Usage" in out
 
 
@@ -377,15 +434,27 @@ def test_error_in_a_worker_stops_cleanly(galprep, tmp_path):
     folder = composites(tmp_path / "img", n=8)
     (folder / "pgc150_gri.jpg").write_bytes(b"")
     for _ in range(3):
-        _bad(galprep, tmp_path, "resize", folder, "--size", "4", "-j", "2", "--chunk-size", "1",
-             expect="pgc150_gri.jpg")
+        _bad(
+            galprep,
+            tmp_path,
+            "resize",
+            folder,
+            "--size",
+            "4",
+            "-j",
+            "2",
+            "--chunk-size",
+            "1",
+            expect="pgc150_gri.jpg",
+        )
 
 
 def test_sharded_catalog_run_reports_its_own_count(galprep, tmp_path):
     folder = composites(tmp_path / "img", n=5)
     cat = catalog(tmp_path / "cat.csv", range(100, 105))
-    r = galprep("resize", folder, "-o", tmp_path / "s.h5", "--size", "4", "--catalog", cat,
-                "--shard", "1/2")
+    r = galprep(
+        "resize", folder, "-o", tmp_path / "s.h5", "--size", "4", "--catalog", cat, "--shard", "1/2"
+    )
     assert r.code == 0 and "5 of 5 images matched" in r.stderr
     assert "3 images 4×4×3" in r.stderr
     assert read_galaxies(tmp_path / "s.shard001-of-002.h5")[0]["images"].shape[0] == 3
@@ -399,11 +468,25 @@ def test_fits_catalog_custom_id_pattern_and_column(galprep, tmp_path):
     for k, name in enumerate(("NGC0001", "NGC0007", "NGC0100")):
         Image.fromarray(np.full((8, 8), k, np.uint8)).save(folder / f"{name}_cutout_g.png")
     cat = tmp_path / "cat.fits"
-    Table({"objname": ["NGC0100", "NGC0001", "NGC0007", "NGC0999"],
-           "t_type": [5.0, 3.0, -2.0, 1.0]}).write(cat)
+    Table(
+        {"objname": ["NGC0100", "NGC0001", "NGC0007", "NGC0999"], "t_type": [5.0, 3.0, -2.0, 1.0]}
+    ).write(cat)
     out = tmp_path / "o.h5"
-    r = galprep("resize", folder, "-o", out, "--size", "4", "--catalog", cat,
-                "--id-column", "objname", "--id-pattern", r"(NGC\d+)", "--require-labels")
+    r = galprep(
+        "resize",
+        folder,
+        "-o",
+        out,
+        "--size",
+        "4",
+        "--catalog",
+        cat,
+        "--id-column",
+        "objname",
+        "--id-pattern",
+        r"(NGC\d+)",
+        "--require-labels",
+    )
     assert r.code == 0, r.stderr
     batch, meta = read_galaxies(out)
     assert list(batch["ids"]) == ["NGC0001", "NGC0007", "NGC0100"]
@@ -421,8 +504,7 @@ def test_to_folder_leaves_nothing_on_error(galprep, tmp_path):
 
 def test_resize_array_file_updates_pixel_scale(galprep, small_file, tmp_path):
     """Cropping 64 px to 48 and resizing to 32 makes each pixel 1.5× bigger on the sky."""
-    src = small_file("ps.h5", n=3, shape=(64, 64, 1), bands="r",
-                     meta_extra={"pixel_scale": 0.2})
+    src = small_file("ps.h5", n=3, shape=(64, 64, 1), bands="r", meta_extra={"pixel_scale": 0.2})
     out = tmp_path / "ps_out.h5"
     assert galprep("resize", src, "-o", out, "--size", "32", "--crop", "0.75").code == 0
     _, meta = read_galaxies(out)

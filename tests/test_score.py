@@ -75,14 +75,17 @@ def test_parse_clip():
 
 
 def constant_images(values, shape=(8, 8, 3)):
-    return np.broadcast_to(np.asarray(values, np.float32)[:, None, None, None],
-                           (len(values), *shape)).copy()
+    return np.broadcast_to(
+        np.asarray(values, np.float32)[:, None, None, None], (len(values), *shape)
+    ).copy()
 
 
 def regression_file(path, values=(1, 2, 3, 4), truth=(1.5, 2, 2, 5)):
-    batch = {"images": constant_images(values), "ids": np.array([f"g{i}" for i in
-                                                                  range(len(values))]),
-             "inclination": np.asarray(truth, np.float64)}
+    batch = {
+        "images": constant_images(values),
+        "ids": np.array([f"g{i}" for i in range(len(values))]),
+        "inclination": np.asarray(truth, np.float64),
+    }
     write_galaxies(path, batch, new_meta(bands="gri"))
     return path
 
@@ -98,11 +101,18 @@ def test_score_regression_csv_and_report(tmp_path):
     src = regression_file(tmp_path / "d.h5")
     run = FakeRun("r1", "vgg", target="inclination")
     out = tmp_path / "p.csv"
-    info = score_file([run], str(src), str(out), truth="inclination",
-                      report=str(tmp_path / "rep.json"), plot=str(tmp_path / "res.png"),
-                      chunk_size=3)
-    assert out.read_text() == ("id,inclination,truth,residual\n"
-                               "g0,1,1.5,-0.5\ng1,2,2,0\ng2,3,2,1\ng3,4,5,-1\n")
+    info = score_file(
+        [run],
+        str(src),
+        str(out),
+        truth="inclination",
+        report=str(tmp_path / "rep.json"),
+        plot=str(tmp_path / "res.png"),
+        chunk_size=3,
+    )
+    assert out.read_text() == (
+        "id,inclination,truth,residual\ng0,1,1.5,-0.5\ng1,2,2,0\ng2,3,2,1\ng3,4,5,-1\n"
+    )
     assert run.calls == [3, 1]  # streamed in chunks
     rep = json.loads((tmp_path / "rep.json").read_text())
     assert rep["metrics"]["mae"] == pytest.approx(0.625) == info["metrics"]["mae"]
@@ -112,11 +122,14 @@ def test_score_regression_csv_and_report(tmp_path):
 
 def test_ensemble_is_the_mean_and_reports_spread(tmp_path):
     src = regression_file(tmp_path / "d.h5")
-    runs = [FakeRun("r1", "vgg", target="inclination", scale=1.0),
-            FakeRun("r2", "vgg", target="inclination", scale=3.0)]
+    runs = [
+        FakeRun("r1", "vgg", target="inclination", scale=1.0),
+        FakeRun("r2", "vgg", target="inclination", scale=3.0),
+    ]
     out = tmp_path / "p.csv"
-    info = score_file(runs, str(src), str(out), truth="inclination",
-                      report=str(tmp_path / "rep.json"))
+    info = score_file(
+        runs, str(src), str(out), truth="inclination", report=str(tmp_path / "rep.json")
+    )
     lines = out.read_text().splitlines()
     assert lines[0] == "id,inclination,inclination_std,truth,residual"
     # members v and 3v: mean 2v, std v
@@ -129,8 +142,7 @@ def test_ensemble_is_the_mean_and_reports_spread(tmp_path):
 def test_kaggle_csv_is_byte_exact(tmp_path):
     src = regression_file(tmp_path / "d.h5", values=(-1, 2.5, 9.25, 0.125))
     out = tmp_path / "k.csv"
-    score_file([FakeRun("r", "vgg", target="t")], str(src), str(out), kaggle=True,
-               clip=(0.0, 8.0))
+    score_file([FakeRun("r", "vgg", target="t")], str(src), str(out), kaggle=True, clip=(0.0, 8.0))
     assert out.read_bytes() == b"Id,Predicted\ng0,0\ng1,2.5\ng2,8\ng3,0.125\n"
 
 
@@ -139,13 +151,15 @@ def test_bias_fit_then_correction(tmp_path):
     src = regression_file(tmp_path / "d.h5", values=0.8 * truth - 0.5, truth=truth)
     run = FakeRun("r", "vgg", target="inclination")
     bias = tmp_path / "bias.json"
-    score_file([run], str(src), str(tmp_path / "a.csv"), truth="inclination",
-               fit_bias_path=str(bias))
+    score_file(
+        [run], str(src), str(tmp_path / "a.csv"), truth="inclination", fit_bias_path=str(bias)
+    )
     fit = json.loads(bias.read_text())
     assert fit["m"] == pytest.approx(0.2, abs=1e-5) and fit["b"] == pytest.approx(0.5, abs=1e-4)
     assert fit["target"] == "inclination"
-    info = score_file([run], str(src), str(tmp_path / "b.csv"), truth="inclination",
-                      bias_correction=fit)
+    info = score_file(
+        [run], str(src), str(tmp_path / "b.csv"), truth="inclination", bias_correction=fit
+    )
     assert info["metrics"]["mae"] < 1e-4
 
 
@@ -196,11 +210,17 @@ def test_score_model_and_bad_runs(tmp_path):
     with pytest.raises(GalError, match="galprep denoise"):
         score_file([FakeRun("g", "resnet-denoiser")], str(src), str(tmp_path / "x.csv"))
     with pytest.raises(GalError, match="images are 8×8×3, run r takes 16×16×3"):
-        score_file([FakeRun("r", "vgg", target="t", input_shape=(16, 16, 3))], str(src),
-                   str(tmp_path / "x.csv"))
+        score_file(
+            [FakeRun("r", "vgg", target="t", input_shape=(16, 16, 3))],
+            str(src),
+            str(tmp_path / "x.csv"),
+        )
     with pytest.raises(GalError, match="predicts 'a'"):
-        score_file([FakeRun("r", "vgg", target="b"), FakeRun("q", "vgg", target="a")],
-                   str(src), str(tmp_path / "x.csv"))
+        score_file(
+            [FakeRun("r", "vgg", target="b"), FakeRun("q", "vgg", target="a")],
+            str(src),
+            str(tmp_path / "x.csv"),
+        )
     assert not (tmp_path / "x.csv").exists()
 
 
@@ -209,19 +229,46 @@ def test_score_model_and_bad_runs(tmp_path):
 
 def test_cli_score_with_fake_runs(galprep, tmp_path, monkeypatch):
     src = regression_file(tmp_path / "d.npz")
-    install(monkeypatch, {"r1": FakeRun("r1", "vgg", target="inclination"),
-                          "r2": FakeRun("r2", "vgg", target="inclination", scale=3.0)})
-    r = galprep("score", "r1", "r2", "-", "-o", "-", "--truth", "inclination",
-                input=src.read_bytes())
+    install(
+        monkeypatch,
+        {
+            "r1": FakeRun("r1", "vgg", target="inclination"),
+            "r2": FakeRun("r2", "vgg", target="inclination", scale=3.0),
+        },
+    )
+    r = galprep(
+        "score", "r1", "r2", "-", "-o", "-", "--truth", "inclination", input=src.read_bytes()
+    )
     assert r.code == 0, r.stderr
     assert r.out.splitlines()[1] == "g0,2,1,1.5,0.5"
     assert "ensemble of 2" in r.stderr and "MAE 2.375" in r.stderr
     bias = tmp_path / "b.json"
-    r = galprep("score", "r1", src, "-o", tmp_path / "p.csv", "--truth", "inclination",
-                "--fit-bias", bias, "--report", tmp_path / "rep.json")
+    r = galprep(
+        "score",
+        "r1",
+        src,
+        "-o",
+        tmp_path / "p.csv",
+        "--truth",
+        "inclination",
+        "--fit-bias",
+        bias,
+        "--report",
+        tmp_path / "rep.json",
+    )
     assert r.code == 0, r.stderr and bias.exists()
-    r = galprep("score", "r1", src, "-o", tmp_path / "q.csv", "--bias-correction", bias,
-                "--kaggle", "--clip", "0:8")
+    r = galprep(
+        "score",
+        "r1",
+        src,
+        "-o",
+        tmp_path / "q.csv",
+        "--bias-correction",
+        bias,
+        "--kaggle",
+        "--clip",
+        "0:8",
+    )
     assert r.code == 0, r.stderr
     assert (tmp_path / "q.csv").read_text().startswith("Id,Predicted\ng0,")
 
@@ -233,8 +280,17 @@ def test_sharded_scores_merge_into_the_unsharded_csv(galprep, tmp_path, monkeypa
     whole = tmp_path / "all.csv"
     assert galprep("score", "r1", src, "-o", whole, "--truth", "inclination").code == 0
     for k in range(3):
-        r = galprep("score", "r1", src, "-o", tmp_path / "p.csv", "--truth", "inclination",
-                    "--shard", f"{k}/3")
+        r = galprep(
+            "score",
+            "r1",
+            src,
+            "-o",
+            tmp_path / "p.csv",
+            "--truth",
+            "inclination",
+            "--shard",
+            f"{k}/3",
+        )
         assert r.code == 0, r.stderr
     shards = [tmp_path / f"p.shard{k:03d}-of-003.csv" for k in range(3)]
     merged = tmp_path / "merged.csv"
@@ -249,12 +305,15 @@ def test_sharded_scores_merge_into_the_unsharded_csv(galprep, tmp_path, monkeypa
     assert r.code == 1 and "CSV files cannot be merged with array files" in r.stderr
 
 
-@pytest.mark.parametrize("args, words", [
-    (["nope"], "nope: not a training run"),
-    (["r1", "--truth", "missing"], "no label column 'missing'"),
-    (["r1", "--fit-bias", "b.json"], "need --truth"),
-    (["r1", "--clip", "9:1"], "LO:HI"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["nope"], "nope: not a training run"),
+        (["r1", "--truth", "missing"], "no label column 'missing'"),
+        (["r1", "--fit-bias", "b.json"], "need --truth"),
+        (["r1", "--clip", "9:1"], "LO:HI"),
+    ],
+)
 def test_cli_score_bad_input(galprep, tmp_path, monkeypatch, args, words):
     src = regression_file(tmp_path / "d.h5")
     install(monkeypatch, {"r1": FakeRun("r1", "vgg", target="inclination")})
@@ -278,16 +337,31 @@ def test_real_regression_ensemble(galprep, tmp_path):
     pa = load_run(a).predict(batch["images"])
     pb = load_run(b).predict(batch["images"])
     rep = tmp_path / "rep.json"
-    r = galprep("score", a, b, data, "-o", tmp_path / "p.csv", "--truth", "inclination",
-                "--report", rep, "--plot", tmp_path / "res.png", "--chunk-size", "20")
+    r = galprep(
+        "score",
+        a,
+        b,
+        data,
+        "-o",
+        tmp_path / "p.csv",
+        "--truth",
+        "inclination",
+        "--report",
+        rep,
+        "--plot",
+        tmp_path / "res.png",
+        "--chunk-size",
+        "20",
+    )
     assert r.code == 0, r.stderr
     rows = [line.split(",") for line in (tmp_path / "p.csv").read_text().splitlines()]
     assert rows[0] == ["id", "inclination", "inclination_std", "truth", "residual"]
     assert [row[0] for row in rows[1:]] == list(batch["ids"])
     mean = (pa + pb) / 2
     np.testing.assert_allclose([float(row[1]) for row in rows[1:]], mean, rtol=1e-5)
-    np.testing.assert_allclose([float(row[2]) for row in rows[1:]], np.abs(pa - pb) / 2,
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        [float(row[2]) for row in rows[1:]], np.abs(pa - pb) / 2, rtol=1e-4, atol=1e-4
+    )
     info = json.loads(rep.read_text())
     res = mean - batch["inclination"]
     assert info["metrics"]["mae"] == pytest.approx(np.mean(np.abs(res)), rel=1e-5)
@@ -305,8 +379,19 @@ def test_real_classifier_and_mismatches(galprep, tmp_path):
     from tests.tinyruns import CLASSES, tiny_data, tiny_run
 
     run, data = tiny_run("cnn-classifier"), tiny_data()
-    r = galprep("score", run, data, "-o", tmp_path / "c.csv", "--truth", "kind", "--confusion",
-                tmp_path / "cm.json", "--top-k", "2")
+    r = galprep(
+        "score",
+        run,
+        data,
+        "-o",
+        tmp_path / "c.csv",
+        "--truth",
+        "kind",
+        "--confusion",
+        tmp_path / "cm.json",
+        "--top-k",
+        "2",
+    )
     assert r.code == 0, r.stderr
     cm = json.loads((tmp_path / "cm.json").read_text())
     assert cm["classes"] == CLASSES and np.sum(cm["counts"]) == 64
@@ -315,9 +400,11 @@ def test_real_classifier_and_mismatches(galprep, tmp_path):
     assert header == "id,kind,p_elliptical,p_spiral,p_merger,truth"
 
     two = tmp_path / "two.h5"
-    write_galaxies(two, {"images": np.zeros((4, 8, 8, 3), np.float32),
-                         "kind": np.array([0, 1, 0, 1])},
-                   new_meta(bands="gri", classes={"kind": ["a", "b"]}))
+    write_galaxies(
+        two,
+        {"images": np.zeros((4, 8, 8, 3), np.float32), "kind": np.array([0, 1, 0, 1])},
+        new_meta(bands="gri", classes={"kind": ["a", "b"]}),
+    )
     r = galprep("score", run, two, "-o", tmp_path / "x.csv", "--truth", "kind")
     assert r.code == 1 and "'kind' has 2 classes (a, b), the runs have 3" in r.stderr
     big = tmp_path / "big.h5"

@@ -48,8 +48,10 @@ def test_test_val_train_partition(galprep, tmp_path):
     assert entry["split"]["rows"] == 10 and entry["options"]["seed"] == 3
     # same seed, same split; another seed, another split
     again = tmp_path / "again"
-    assert galprep("split", src, "-o", again, "--test", "0.25", "--val", "0.1",
-                   "--seed", "3").code == 0
+    assert (
+        galprep("split", src, "-o", again, "--test", "0.25", "--val", "0.1", "--seed", "3").code
+        == 0
+    )
     assert ids_of(again / "test_000.h5") == parts["test"]
     other = tmp_path / "other"
     assert galprep("split", src, "-o", other, "--test", "0.25", "--seed", "4").code == 0
@@ -59,8 +61,16 @@ def test_test_val_train_partition(galprep, tmp_path):
 def test_where_percentage_and_npz(galprep, tmp_path):
     src = labelled(tmp_path / "d.h5")
     out = tmp_path / "s"
-    r = galprep("split", src, "-o", out, "--where",
-                "inclination >= 45 and (fon == 0 or morph == 'E')", "--format", "npz")
+    r = galprep(
+        "split",
+        src,
+        "-o",
+        out,
+        "--where",
+        "inclination >= 45 and (fon == 0 or morph == 'E')",
+        "--format",
+        "npz",
+    )
     assert r.code == 0, r.stderr
     assert os.listdir(out) == ["train_000.npz"]
     batch, _ = read_galaxies(out / "train_000.npz")
@@ -82,8 +92,12 @@ def test_stratify_keeps_class_ratios(galprep, tmp_path):
 def test_bagging_subsamples(galprep, tmp_path):
     src = labelled(tmp_path / "d.h5")
     out = tmp_path / "s"
-    assert galprep("split", src, "-o", out, "--test", "0.25", "--subsamples", "3",
-                   "--fraction", "0.67").code == 0
+    assert (
+        galprep(
+            "split", src, "-o", out, "--test", "0.25", "--subsamples", "3", "--fraction", "0.67"
+        ).code
+        == 0
+    )
     train = set(ids_of(out / "train_000.h5"))
     bags = []
     for k in (1, 2, 3):
@@ -121,16 +135,19 @@ def test_match_with_missing_ids_is_error(galprep, tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--where", "inclination >= "], "expected a number"),
-    (["--where", "inclination >> 3"], "inclination >> 3"),
-    (["--where", "(fon == 1"], "missing ')'"),
-    (["--where", "__import__('os') == 1"], "unexpected"),
-    (["--where", "colour == 'red'"], "unknown column 'colour'"),
-    (["--stratify", "nope"], "no label column 'nope'"),
-    (["--test", "0.6", "--val", "0.5"], "leaves no training rows"),
-    (["--where", "inclination > 1000"], "no rows left"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--where", "inclination >= "], "expected a number"),
+        (["--where", "inclination >> 3"], "inclination >> 3"),
+        (["--where", "(fon == 1"], "missing ')'"),
+        (["--where", "__import__('os') == 1"], "unexpected"),
+        (["--where", "colour == 'red'"], "unknown column 'colour'"),
+        (["--stratify", "nope"], "no label column 'nope'"),
+        (["--test", "0.6", "--val", "0.5"], "leaves no training rows"),
+        (["--where", "inclination > 1000"], "no rows left"),
+    ],
+)
 def test_bad_split_options(galprep, tmp_path, args, message):
     src = labelled(tmp_path / "d.h5")
     out = tmp_path / "s"
@@ -167,7 +184,7 @@ def test_expression_language():
 
     assert ev("a >= 2 and a < 4") == [False, True, True, False]
     assert ev("not a == 2 or s == 'z'") == [True, False, True, True]
-    assert ev("not (a == 2 or s == \"z\")") == [True, False, True, False]
+    assert ev('not (a == 2 or s == "z")') == [True, False, True, False]
     assert ev("a > 1 and a < 4 or s = 'x'") == [True, True, True, False]  # and binds tighter
     assert ev("a != -1 and a <= 2.5e0") == [True, True, False, False]
     assert expr.columns(expr.parse("a > 1 or (s == 'x' and b)")) == {"a", "s", "b"}
@@ -181,8 +198,7 @@ def test_expression_language():
 def test_stratify_on_a_continuous_label_uses_deciles(galprep, tmp_path):
     src = labelled(tmp_path / "d.h5")
     out = tmp_path / "s"
-    assert galprep("split", src, "-o", out, "--test", "0.25", "--stratify",
-                   "inclination").code == 0
+    assert galprep("split", src, "-o", out, "--test", "0.25", "--stratify", "inclination").code == 0
     batch, _ = read_galaxies(out / "test_000.h5")
     counts, _ = np.histogram(batch["inclination"], bins=[0, 22.5, 45, 67.5, 90])
     assert batch["inclination"].size == 10 and counts.min() >= 2
@@ -195,8 +211,14 @@ def test_overwrite_replaces_a_whole_earlier_split(galprep, tmp_path):
     src = labelled(tmp_path / "d.h5")
     out = tmp_path / "s"
     assert galprep("split", src, "-o", out, "--test", "0.2", "--subsamples", "2").code == 0
-    assert sorted(os.listdir(out)) == ["test_000.h5", "test_001.h5", "test_002.h5",
-                                       "train_000.h5", "train_001.h5", "train_002.h5"]
+    assert sorted(os.listdir(out)) == [
+        "test_000.h5",
+        "test_001.h5",
+        "test_002.h5",
+        "train_000.h5",
+        "train_001.h5",
+        "train_002.h5",
+    ]
     r = galprep("split", src, "-o", tmp_path / "s", "--test", "0.3", "--format", "npz")
     assert r.code == 1 and "earlier split" in r.stderr and "--overwrite" in r.stderr
     assert len(os.listdir(out)) == 6
@@ -207,8 +229,12 @@ def test_overwrite_replaces_a_whole_earlier_split(galprep, tmp_path):
     part = out / "train_000.npz"
     r = galprep("split", part, "-o", out, "--val", "0.5", "--overwrite")
     assert r.code == 0, r.stderr
-    assert sorted(os.listdir(out)) == ["test_000.npz", "train_000.h5", "train_000.npz",
-                                       "val_000.h5"]
+    assert sorted(os.listdir(out)) == [
+        "test_000.npz",
+        "train_000.h5",
+        "train_000.npz",
+        "val_000.h5",
+    ]
     (out / "val_001.h5").write_bytes(b"not a galaxy file")  # unreadable: left alone
     r = galprep("split", part, "-o", out, "--val", "0.4", "--overwrite")
     assert r.code == 0 and (out / "val_001.h5").exists()

@@ -35,8 +35,9 @@ def one_line_error(result, *fragments):
 
 def test_plan_covers_every_row_once_per_segment(tmp_path):
     for i, n in enumerate((37, 16)):
-        write_galaxies(tmp_path / f"b{i}.h5", {"images": np.zeros((n, 4, 4, 1), "f4"),
-                                                "row": np.arange(n)})
+        write_galaxies(
+            tmp_path / f"b{i}.h5", {"images": np.zeros((n, 4, 4, 1), "f4"), "row": np.arange(n)}
+        )
     info = survey([tmp_path / "b0.h5", tmp_path / "b1.h5"])
     plan = Plan(info, batch_size=8, passes=2, epochs=1, seed=3)
     plan.chunk = 16  # several chunks per file
@@ -85,9 +86,24 @@ def files(tmp_path_factory):
 
 def test_sigterm_checkpoints_and_resumes(files, tmp_path, galprep):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "galtools.cli", "train-batch", str(files / "big.h5"), "-o",
-           str(run), "--model", "vgg", "--target", "inclination", "--passes", "3",
-           "--checkpoint-every", "0", *FAST]
+    cmd = [
+        sys.executable,
+        "-m",
+        "galtools.cli",
+        "train-batch",
+        str(files / "big.h5"),
+        "-o",
+        str(run),
+        "--model",
+        "vgg",
+        "--target",
+        "inclination",
+        "--passes",
+        "3",
+        "--checkpoint-every",
+        "0",
+        *FAST,
+    ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env=env, text=True)
     log = run / "train.log"
@@ -107,9 +123,24 @@ def test_sigterm_checkpoints_and_resumes(files, tmp_path, galprep):
     assert ckpts[-1] == f"step-{stopped:09d}.npz"
     assert not [f for f in os.listdir(run / "checkpoints") if f.startswith(".")]
 
-    r = galprep("train-batch", files / "big.h5", "-o", run, "--model", "vgg", "--target",
-                "inclination", "--passes", "3", "--checkpoint-every", "0",
-                "--batch-size", "8", "--log-every", "1")
+    r = galprep(
+        "train-batch",
+        files / "big.h5",
+        "-o",
+        run,
+        "--model",
+        "vgg",
+        "--target",
+        "inclination",
+        "--passes",
+        "3",
+        "--checkpoint-every",
+        "0",
+        "--batch-size",
+        "8",
+        "--log-every",
+        "1",
+    )
     assert r.code == 0, r.stderr
     assert f"resuming {run} at step {stopped} of 384" in r.stderr
     m = metrics(run)
@@ -122,8 +153,17 @@ def test_sigterm_checkpoints_and_resumes(files, tmp_path, galprep):
 
 def test_rerun_continue_restart_and_corrupt_checkpoint(files, tmp_path, galprep):
     run = tmp_path / "run"
-    base = ["train-batch", files / "train.h5", "-o", run, "--model", "vgg", "--target",
-            "inclination", *FAST]
+    base = [
+        "train-batch",
+        files / "train.h5",
+        "-o",
+        run,
+        "--model",
+        "vgg",
+        "--target",
+        "inclination",
+        *FAST,
+    ]
     assert galprep(*base).code == 0
     assert metrics(run)["step"] == 8
     r = galprep(*base[:-1])  # finished: nothing to do, said so
@@ -132,7 +172,10 @@ def test_rerun_continue_restart_and_corrupt_checkpoint(files, tmp_path, galprep)
     assert r.code == 0 and metrics(run)["step"] == 24
     assert [s["step"] for s in metrics(run)["steps"]] == list(range(1, 25))
     assert sorted(os.listdir(run / "checkpoints")) == [
-        "step-000000008.npz", "step-000000016.npz", "step-000000024.npz"]
+        "step-000000008.npz",
+        "step-000000016.npz",
+        "step-000000024.npz",
+    ]
     # corrupt the newest checkpoint: falls back to the previous one and says so
     (run / "checkpoints" / "step-000000024.npz").write_bytes(b"PK\x03\x04 truncated")
     r = galprep(*base[:-1], "--passes", "4")
@@ -150,8 +193,21 @@ def test_rerun_continue_restart_and_corrupt_checkpoint(files, tmp_path, galprep)
 
 def test_mix_draws_from_both_files(files, tmp_path, galprep):
     run = tmp_path / "run"
-    r = galprep("train-batch", files / "train.h5", "-o", run, "--model", "resnet-denoiser",
-                "--mix", files / "gen.h5", "--alpha", "0.5", "--passes", "5", *FAST)
+    r = galprep(
+        "train-batch",
+        files / "train.h5",
+        "-o",
+        run,
+        "--model",
+        "resnet-denoiser",
+        "--mix",
+        files / "gen.h5",
+        "--alpha",
+        "0.5",
+        "--passes",
+        "5",
+        *FAST,
+    )
     assert r.code == 0, r.stderr
     m = metrics(run)
     main = sum(s["main_batches"] for s in m["steps"])
@@ -166,11 +222,31 @@ def test_init_from_and_freeze_until(files, tmp_path, galprep):
     from galtools.runs import load_run
 
     a, b = tmp_path / "a", tmp_path / "b"
-    common = ["--model", "cnn-classifier", "--target", "kind", "--backbone", "8,8",
-              "--head", "16,relu", *FAST]
+    common = [
+        "--model",
+        "cnn-classifier",
+        "--target",
+        "kind",
+        "--backbone",
+        "8,8",
+        "--head",
+        "16,relu",
+        *FAST,
+    ]
     assert galprep("train-batch", files / "train.h5", "-o", a, *common).code == 0
-    r = galprep("train-batch", files / "big.h5", "-o", b, *common, "--init-from", a,
-                "--freeze-until", "block1_relu2", "--lr", "0.01")
+    r = galprep(
+        "train-batch",
+        files / "big.h5",
+        "-o",
+        b,
+        *common,
+        "--init-from",
+        a,
+        "--freeze-until",
+        "block1_relu2",
+        "--lr",
+        "0.01",
+    )
     assert r.code == 0, r.stderr
     ma, mb = load_run(a).keras_model(), load_run(b).keras_model()
     frozen = ["block1_conv1", "block1_bn1", "block1_conv2", "block1_bn2"]
@@ -178,10 +254,12 @@ def test_init_from_and_freeze_until(files, tmp_path, galprep):
         for wa, wb in zip(ma.get_layer(name).get_weights(), mb.get_layer(name).get_weights()):
             assert np.array_equal(wa, wb), name
     for name in ("block2_conv1", "head0", "output"):
-        assert not np.array_equal(ma.get_layer(name).get_weights()[0],
-                                  mb.get_layer(name).get_weights()[0]), name
-    r = galprep("train-batch", files / "train.h5", "-o", tmp_path / "c", *common,
-                "--freeze-until", "nope")
+        assert not np.array_equal(
+            ma.get_layer(name).get_weights()[0], mb.get_layer(name).get_weights()[0]
+        ), name
+    r = galprep(
+        "train-batch", files / "train.h5", "-o", tmp_path / "c", *common, "--freeze-until", "nope"
+    )
     one_line_error(r, "no layer 'nope'", "block1_conv1")
 
 
@@ -198,26 +276,42 @@ def test_bad_input(files, tmp_path, galprep):
     write_galaxies(tmp_path / "nan.h5", nan)
     r = galprep("train-batch", tmp_path / "nan.h5", "-o", run, "--model", "vgg", "--target", "y")
     one_line_error(r, "nan.h5", "'y' has 1 NaN")
-    write_galaxies(tmp_path / "tiny.h5", {"images": np.zeros((8, 2, 2, 1), "f4"),
-                                          "y": np.arange(8.0)})
+    write_galaxies(
+        tmp_path / "tiny.h5", {"images": np.zeros((8, 2, 2, 1), "f4"), "y": np.arange(8.0)}
+    )
     r = galprep("train-batch", tmp_path / "tiny.h5", "-o", run, "--model", "vgg", "--target", "y")
     one_line_error(r, "at least 4×4")
     with GalaxyWriter(tmp_path / "empty.h5", new_meta()):
         pass
     r = galprep("train-batch", tmp_path / "empty.h5", "-o", run, "--model", "dcgan")
     one_line_error(r, "empty.h5", "holds no images")
-    r = galprep("train-batch", data, "-o", run, "--model", "resnet-denoiser", "--mix",
-                tmp_path / "tiny.h5")
+    r = galprep(
+        "train-batch", data, "-o", run, "--model", "resnet-denoiser", "--mix", tmp_path / "tiny.h5"
+    )
     one_line_error(r, "tiny.h5", "images are")
     assert not run.exists()  # nothing written by a failed start
     # a RUN holding another model
-    assert galprep("train-batch", data, "-o", run, "--model", "vgg", "--target", "inclination",
-                   *FAST).code == 0
+    assert (
+        galprep(
+            "train-batch", data, "-o", run, "--model", "vgg", "--target", "inclination", *FAST
+        ).code
+        == 0
+    )
     before = (run / "config.json").read_text()
     r = galprep("train-batch", data, "-o", run, "--model", "cnn-classifier", "--target", "kind")
     one_line_error(r, "holds a 'vgg' run, not 'cnn-classifier'", "--restart")
-    r = galprep("train-batch", data, "-o", run, "--model", "vgg", "--target", "inclination",
-                "--batch-size", "4")
+    r = galprep(
+        "train-batch",
+        data,
+        "-o",
+        run,
+        "--model",
+        "vgg",
+        "--target",
+        "inclination",
+        "--batch-size",
+        "4",
+    )
     one_line_error(r, "batch_size=8", "--restart")
     r = galprep("train-batch", data, "-o", run, "--model", "vgg", "--target", "incl", "--restart")
     one_line_error(r, "no label column 'incl'")  # a failed --restart keeps the old run
@@ -225,8 +319,17 @@ def test_bad_input(files, tmp_path, galprep):
     assert (run / "model.keras").is_file() and (run / "checkpoints").is_dir()
     (tmp_path / "notarun").mkdir()
     (tmp_path / "notarun" / "keep.txt").write_text("x")
-    r = galprep("train-batch", data, "-o", tmp_path / "notarun", "--model", "vgg", "--target",
-                "inclination", "--restart")
+    r = galprep(
+        "train-batch",
+        data,
+        "-o",
+        tmp_path / "notarun",
+        "--model",
+        "vgg",
+        "--target",
+        "inclination",
+        "--restart",
+    )
     one_line_error(r, "not a run")
     assert (tmp_path / "notarun" / "keep.txt").exists()
     r = galprep("train-batch", data, "-o", tmp_path / "r2", "--model", "cgan")
@@ -235,18 +338,40 @@ def test_bad_input(files, tmp_path, galprep):
 
 def test_distribute_mirrored_runs_on_local_devices(files, tmp_path, galprep):
     run = tmp_path / "run"
-    r = galprep("train-batch", files / "train.h5", "-o", run, "--model", "vgg", "--target",
-                "inclination", "--distribute", "mirrored", *FAST)
+    r = galprep(
+        "train-batch",
+        files / "train.h5",
+        "-o",
+        run,
+        "--model",
+        "vgg",
+        "--target",
+        "inclination",
+        "--distribute",
+        "mirrored",
+        *FAST,
+    )
     assert r.code == 0, r.stderr
     assert metrics(run)["status"] == "finished" and (run / "model.keras").is_file()
 
 
 def test_help_is_light():
-    out = subprocess.run([sys.executable, "-c", (
-        "import sys; from galtools.cli import main\n"
-        "try:\n    main(['train-batch', '--help'])\nexcept SystemExit:\n    pass\n"
-        "bad = [m for m in ('tensorflow', 'keras', 'matplotlib', 'h5py') if m in sys.modules]\n"
-        "print('HEAVY', bad)")], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys; from galtools.cli import main\n"
+                "try:\n    main(['train-batch', '--help'])\nexcept SystemExit:\n    pass\n"
+                "bad = [m for m in ('tensorflow', 'keras', 'matplotlib', 'h5py')\n"
+                "       if m in sys.modules]\n"
+                "print('HEAVY', bad)"
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "--distribute" in out.stdout and "HEAVY []" in out.stdout
 
 

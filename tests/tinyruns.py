@@ -80,8 +80,9 @@ def tiny_run(name):
         out = _dir() / name
         args = TRAIN[name]
         model = [] if "--model" in args else ["--model", name]
-        r = run_galprep("train-batch", tiny_data(), "-o", out, *model, *args,
-                        "--batch-size", "16", "-q")
+        r = run_galprep(
+            "train-batch", tiny_data(), "-o", out, *model, *args, "--batch-size", "16", "-q"
+        )
         assert r.code == 0, r.stderr
         _runs[name] = out
     return _runs[name]

@@ -17,8 +17,11 @@ OPS = [
     ("gamma", "LO:HI[@P]", "Gamma on the image's value range."),
     ("noise", "LO:HI[@P]", "Additive Gaussian noise, sigma in data units."),
     ("invert", "P", "Invert a fraction P of the images."),
-    ("greyscale", "[LO:HI@]P", "Blend a fraction P of images towards grey (amount LO:HI, "
-     "default 1)."),
+    (
+        "greyscale",
+        "[LO:HI@]P",
+        "Blend a fraction P of images towards grey (amount LO:HI, default 1).",
+    ),
 ]
 
 
@@ -46,8 +49,7 @@ def _bins(ctx, param, value):
 
 def op_options(f):
     for name, metavar, text in reversed(OPS):
-        f = click.option(f"--{name}", name, callback=_op_callback, metavar=metavar,
-                         help=text)(f)
+        f = click.option(f"--{name}", name, callback=_op_callback, metavar=metavar, help=text)(f)
     return f
 
 
@@ -55,31 +57,78 @@ def op_options(f):
 @click.argument("path", metavar="FILE")
 @options.output(help="Output file (.h5/.npz), or a folder with --batches.")
 @op_options
-@click.option("--fill", type=click.Choice(["reflect", "nearest", "constant", "wrap"]),
-              default="reflect", show_default=True,
-              help="How rotate/scale/shift fill pixels from outside the image.")
-@click.option("--uniform", metavar="COL", help="Resample so every bin of COL holds --per-bin "
-              "images (e.g. inclination).")
-@click.option("--bins", callback=_bins, metavar="LO:HI:STEP",
-              help="Bins for --uniform: LO:HI:STEP or edges 'a,b,c'.")
+@click.option(
+    "--fill",
+    type=click.Choice(["reflect", "nearest", "constant", "wrap"]),
+    default="reflect",
+    show_default=True,
+    help="How rotate/scale/shift fill pixels from outside the image.",
+)
+@click.option(
+    "--uniform",
+    metavar="COL",
+    help="Resample so every bin of COL holds --per-bin images (e.g. inclination).",
+)
+@click.option(
+    "--bins",
+    callback=_bins,
+    metavar="LO:HI:STEP",
+    help="Bins for --uniform: LO:HI:STEP or edges 'a,b,c'.",
+)
 @click.option("--per-bin", type=click.IntRange(min=1), metavar="N", help="Images per bin.")
 @click.option("--allow-empty-bins", is_flag=True, help="Leave empty bins empty, not an error.")
-@click.option("--copies", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Augmented copies of every image (without --uniform).")
-@click.option("--batches", type=click.IntRange(min=1), metavar="K",
-              help="Write K shuffled batch files OUT/batch_000.h5 … instead of one file.")
-@click.option("--format", "fmt", type=click.Choice(["h5", "npz"]), default="h5",
-              show_default=True, help="Container of --batches files.")
+@click.option(
+    "--copies",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Augmented copies of every image (without --uniform).",
+)
+@click.option(
+    "--batches",
+    type=click.IntRange(min=1),
+    metavar="K",
+    help="Write K shuffled batch files OUT/batch_000.h5 … instead of one file.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["h5", "npz"]),
+    default="h5",
+    show_default=True,
+    help="Container of --batches files.",
+)
 @options.jobs
 @options.seed
 @options.shard
 @options.overwrite
 @options.compression
-@click.option("--chunk-size", type=click.IntRange(min=1), default=None,
-              help="Images augmented at once (default: ~16 MB of them as float32).")
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Images augmented at once (default: ~16 MB of them as float32).",
+)
 @options.common
-def augment(path, output, fill, uniform, bins, per_bin, allow_empty_bins, copies, batches,
-            fmt, jobs, seed, shard, overwrite, compression, chunk_size, **ops):
+def augment(
+    path,
+    output,
+    fill,
+    uniform,
+    bins,
+    per_bin,
+    allow_empty_bins,
+    copies,
+    batches,
+    fmt,
+    jobs,
+    seed,
+    shard,
+    overwrite,
+    compression,
+    chunk_size,
+    **ops,
+):
     """Augment the images of FILE into OUT, chunk by chunk, with seeded random parameters.
     Labels and ids travel with the images; targets get the same geometric transforms.
 
@@ -101,10 +150,23 @@ def augment(path, output, fill, uniform, bins, per_bin, allow_empty_bins, copies
     from galtools.augment import augment_file
 
     written = augment_file(
-        path, output, Augmenter(chosen, fill), options.provenance([path]), uniform=uniform,
-        bins=bins, per_bin=per_bin, allow_empty=allow_empty_bins, copies=copies,
-        batches=batches, fmt=fmt, seed=seed, shard=shard, overwrite=overwrite,
-        compression=compression, chunk_size=chunk_size, jobs=options.n_jobs(jobs),
+        path,
+        output,
+        Augmenter(chosen, fill),
+        options.provenance([path]),
+        uniform=uniform,
+        bins=bins,
+        per_bin=per_bin,
+        allow_empty=allow_empty_bins,
+        copies=copies,
+        batches=batches,
+        fmt=fmt,
+        seed=seed,
+        shard=shard,
+        overwrite=overwrite,
+        compression=compression,
+        chunk_size=chunk_size,
+        jobs=options.n_jobs(jobs),
     )
     for out, rows in written.items():
         say(f"{out}: {rows} images")

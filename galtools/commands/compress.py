@@ -12,14 +12,49 @@ from galtools.commands.resize import image_options
 @image_options
 @options.shard
 @options.common
-def compress(inputs, output, bands, nan_fill, dtype, catalog, id_column, id_pattern, labels,
-             require_labels, skip_bad, jobs, chunk_size, overwrite, compression, shard):
+def compress(
+    inputs,
+    output,
+    bands,
+    nan_fill,
+    dtype,
+    catalog,
+    id_column,
+    id_pattern,
+    labels,
+    require_labels,
+    skip_bad,
+    jobs,
+    chunk_size,
+    overwrite,
+    compression,
+    shard,
+):
     """Pack the images of FOLDER... (all the same size; PNG/JPEG/FITS, band files stacked)
     into one galaxy array file OUT, attaching catalog labels as in resize.  An image of another
     size is an error naming it and both sizes."""
     from galtools.commands.resize import run_prepare
     from galtools.imageio import Geometry
 
-    run_prepare(inputs, output, None, "png", Geometry(), bands, nan_fill, dtype, catalog,
-                id_column, id_pattern, labels, require_labels, skip_bad, jobs, chunk_size,
-                shard, overwrite, compression, same_size=True)
+    run_prepare(
+        inputs,
+        output,
+        None,
+        "png",
+        Geometry(),
+        bands,
+        nan_fill,
+        dtype,
+        catalog,
+        id_column,
+        id_pattern,
+        labels,
+        require_labels,
+        skip_bad,
+        jobs,
+        chunk_size,
+        shard,
+        overwrite,
+        compression,
+        same_size=True,
+    )

@@ -9,20 +9,31 @@ from galtools import options
 @click.argument("paths", nargs=-1, required=True, metavar="RUN... FILE")
 @options.output(required=False, help="Denoised file (.h5/.npz, '-' for stdout); one RUN only.")
 @click.option("--report", metavar="JSON", help="Write MSE and PSNR before/after as JSON.")
-@click.option("--robustness", metavar="JSON",
-              help="Evaluate every RUN on four cases (as given, half resolution, noise ×4, "
-              "both) and write the table as JSON, and as a PNG beside it.")
-@click.option("--limit", type=click.IntRange(min=1), metavar="N",
-              help="Use only the first N images for --robustness.")
-@click.option("--batch-size", type=click.IntRange(min=1),
-              help="Images per model call (default: about 2^20 pixels, at most 64).")
+@click.option(
+    "--robustness",
+    metavar="JSON",
+    help="Evaluate every RUN on four cases (as given, half resolution, noise ×4, "
+    "both) and write the table as JSON, and as a PNG beside it.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Use only the first N images for --robustness.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    help="Images per model call (default: about 2^20 pixels, at most 64).",
+)
 @options.overwrite
 @options.compression
 @options.chunk_size()
 @options.shard
 @options.common
-def denoise(paths, output, report, robustness, limit, batch_size, overwrite, compression,
-            chunk_size, shard):
+def denoise(
+    paths, output, report, robustness, limit, batch_size, overwrite, compression, chunk_size, shard
+):
     """Denoise the images of FILE with a resnet-denoiser RUN (any image size; targets, ids and
     labels are kept) into OUT.  When FILE has `targets`, the MSE and PSNR (peak = value range
     of the targets) before and after are reported.
@@ -77,16 +88,28 @@ def denoise(paths, output, report, robustness, limit, batch_size, overwrite, com
             plot_robustness(outs.add(png, ".png"), table)
             say(format_table(table))
         if out:
+
             def extra(info):
                 if report:
                     write_json(report, info)
 
-            info = denoise_file(runs[0], path, out, options.provenance(inputs), overwrite,
-                                compression, chunk_size, batch_size,
-                                shard if shard.count > 1 else None, extra)
+            info = denoise_file(
+                runs[0],
+                path,
+                out,
+                options.provenance(inputs),
+                overwrite,
+                compression,
+                chunk_size,
+                batch_size,
+                shard if shard.count > 1 else None,
+                extra,
+            )
             line = f"denoised {info['n']} images → {out}"
             if "before" in info:
                 b, a = info["before"], info["after"]
-                line += (f"; MSE {b['mse']:.4g} → {a['mse']:.4g}, "
-                         f"PSNR {b['psnr']:.2f} → {a['psnr']:.2f} dB")
+                line += (
+                    f"; MSE {b['mse']:.4g} → {a['mse']:.4g}, "
+                    f"PSNR {b['psnr']:.2f} → {a['psnr']:.2f} dB"
+                )
             say(line)

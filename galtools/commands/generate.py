@@ -7,28 +7,65 @@ from galtools import options
 
 @click.command(short_help="Sample images from a GAN run (conditions, score threshold).")
 @click.argument("run_path", metavar="RUN")
-@click.option("-n", "--count", type=click.IntRange(min=1), metavar="N",
-              help="Images to write (default with --conditions-from: one per row).")
+@click.option(
+    "-n",
+    "--count",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Images to write (default with --conditions-from: one per row).",
+)
 @options.output()
-@click.option("--condition", metavar="NAME=VALUE,...",
-              help="cgan: fixed conditions in physical units, e.g. redshift=0.3,log_mass=10.5.")
-@click.option("--conditions-from", metavar="FILE",
-              help="cgan: draw conditions row by row (cycling) from a catalog (CSV/FITS/text "
-              "with a header) or from the label columns of a .h5/.npz file.")
-@click.option("--min-score", type=float, metavar="T",
-              help="Keep only images scoring above T (twoinone run, or --scorer).")
+@click.option(
+    "--condition",
+    metavar="NAME=VALUE,...",
+    help="cgan: fixed conditions in physical units, e.g. redshift=0.3,log_mass=10.5.",
+)
+@click.option(
+    "--conditions-from",
+    metavar="FILE",
+    help="cgan: draw conditions row by row (cycling) from a catalog (CSV/FITS/text "
+    "with a header) or from the label columns of a .h5/.npz file.",
+)
+@click.option(
+    "--min-score",
+    type=float,
+    metavar="T",
+    help="Keep only images scoring above T (twoinone run, or --scorer).",
+)
 @click.option("--scorer", metavar="RUN2", help="A twoinone run that scores the images.")
-@click.option("--max-tries", type=click.IntRange(min=1), metavar="M",
-              help="With --min-score: give up after M generated images (default 20·N).")
+@click.option(
+    "--max-tries",
+    type=click.IntRange(min=1),
+    metavar="M",
+    help="With --min-score: give up after M generated images (default 20·N).",
+)
 @click.option("--montage", metavar="PNG", help="Also write a picture of the first images.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Images per generator call (the output depends on it and on --seed).")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Images per generator call (the output depends on it and on --seed).",
+)
 @options.seed
 @options.overwrite
 @options.compression
 @options.common
-def generate(run_path, count, output, condition, conditions_from, min_score, scorer, max_tries,
-             montage, batch_size, seed, overwrite, compression):
+def generate(
+    run_path,
+    count,
+    output,
+    condition,
+    conditions_from,
+    min_score,
+    scorer,
+    max_tries,
+    montage,
+    batch_size,
+    seed,
+    overwrite,
+    compression,
+):
     """Sample N images from the GAN run RUN (dcgan, cgan, twoinone) into OUT, batch by batch.
     The same --seed and --batch-size give the same images.  Conditions of a cgan run are
     stored as label columns of OUT; with a scorer, so are `score` and `p_real`."""
@@ -63,8 +100,21 @@ def generate(run_path, count, output, condition, conditions_from, min_score, sco
         say("note: --max-tries without --min-score: every image is kept")
     scorer_run = load_run(scorer) if scorer else None
     history = options.provenance([run_path] + ([conditions_from] if conditions_from else []))
-    info = generate_file(run, count, output, history, seed, batch_size, conditions, min_score,
-                         scorer_run, max_tries, montage, overwrite, compression)
+    info = generate_file(
+        run,
+        count,
+        output,
+        history,
+        seed,
+        batch_size,
+        conditions,
+        min_score,
+        scorer_run,
+        max_tries,
+        montage,
+        overwrite,
+        compression,
+    )
     line = f"generated {info['n']} images → {output}"
     if min_score is not None:
         line += f" ({info['tries']} tried, {100 * info['acceptance']:.1f}% above {min_score:g})"

@@ -22,23 +22,41 @@ def _option(spec):
     """A click option from an importer's :class:`galtools.importers.Option`."""
     flag = "--" + spec.name.replace("_", "-")
     if spec.kind == "flag":
-        return click.option(flag, spec.name, is_flag=True, default=bool(spec.default),
-                            help=spec.help)
+        return click.option(
+            flag, spec.name, is_flag=True, default=bool(spec.default), help=spec.help
+        )
     if spec.kind == "path":
         kind = click.Path(exists=True, dir_okay=False)
     else:
         kind = KINDS[spec.kind]
-    return click.option(flag, spec.name, type=kind, default=spec.default,
-                        required=spec.required, show_default=spec.default is not None,
-                        help=spec.help)
+    return click.option(
+        flag,
+        spec.name,
+        type=kind,
+        default=spec.default,
+        required=spec.required,
+        show_default=spec.default is not None,
+        help=spec.help,
+    )
 
 
 def build_command(importer):
     """The click command ``galprep import NAME`` for one importer object."""
     names = [spec.name for spec in importer.options]
 
-    def callback(source, output, overwrite, compression, chunk_size, shard, catalog, catalog_id,
-                 bands, pixel_scale, **fmt):
+    def callback(
+        source,
+        output,
+        overwrite,
+        compression,
+        chunk_size,
+        shard,
+        catalog,
+        catalog_id,
+        bands,
+        pixel_scale,
+        **fmt,
+    ):
         import os
 
         from galtools.importers.convert import run, source_inputs
@@ -53,8 +71,21 @@ def build_command(importer):
         inputs = source_inputs(source) + ([catalog] if catalog else [])
         entry = history_entry("import", dict(ctx.params, format=importer.name), inputs)
         fmt = {k: fmt[k] for k in names}
-        n, report = run(importer, source, out, entry, overwrite, compression, chunk_size,
-                        shard, catalog, catalog_id, bands, pixel_scale, fmt)
+        n, report = run(
+            importer,
+            source,
+            out,
+            entry,
+            overwrite,
+            compression,
+            chunk_size,
+            shard,
+            catalog,
+            catalog_id,
+            bands,
+            pixel_scale,
+            fmt,
+        )
         if report:
             say(report)
         say(f"imported {n} objects ({importer.name}) → {out}")
@@ -63,23 +94,45 @@ def build_command(importer):
     f = options.common(f)
     for spec in reversed(importer.options):
         f = _option(spec)(f)
-    f = click.option("--pixel-scale", type=click.FloatRange(min=0, min_open=True),
-                     help="Arcsec per pixel (overrides the format's).")(f)
-    f = click.option("--bands", callback=_bands, metavar="BANDS",
-                     help="Band names, 'gri' or 'g,r,i' (overrides the format's).")(f)
-    f = click.option("--catalog-id", default="id", show_default=True, metavar="COLUMN",
-                     help="The id column of --catalog.")(f)
-    f = click.option("--catalog", type=click.Path(exists=True, dir_okay=False),
-                     help="CSV of labels joined on the ids (a repeated id: first row wins).")(f)
+    f = click.option(
+        "--pixel-scale",
+        type=click.FloatRange(min=0, min_open=True),
+        help="Arcsec per pixel (overrides the format's).",
+    )(f)
+    f = click.option(
+        "--bands",
+        callback=_bands,
+        metavar="BANDS",
+        help="Band names, 'gri' or 'g,r,i' (overrides the format's).",
+    )(f)
+    f = click.option(
+        "--catalog-id",
+        default="id",
+        show_default=True,
+        metavar="COLUMN",
+        help="The id column of --catalog.",
+    )(f)
+    f = click.option(
+        "--catalog",
+        type=click.Path(exists=True, dir_okay=False),
+        help="CSV of labels joined on the ids (a repeated id: first row wins).",
+    )(f)
     f = options.shard(f)
-    f = click.option("--chunk-size", type=click.IntRange(min=1), default=64, show_default=True,
-                     help="Objects read and written at once.")(f)
+    f = click.option(
+        "--chunk-size",
+        type=click.IntRange(min=1),
+        default=64,
+        show_default=True,
+        help="Objects read and written at once.",
+    )(f)
     f = options.compression(f)
     f = options.overwrite(f)
     f = options.output()(f)
     f = click.argument("source", metavar="SOURCE")(f)
-    doc = (f"{importer.summary}\n\nSOURCE: {importer.source_help}.  Writes OUT with the "
-           "images, ids and labels; --catalog joins a CSV on the ids.")
+    doc = (
+        f"{importer.summary}\n\nSOURCE: {importer.source_help}.  Writes OUT with the "
+        "images, ids and labels; --catalog joins a CSV on the ids."
+    )
     return click.command(importer.name, help=doc, short_help=importer.summary)(f)
 
 
@@ -99,8 +152,12 @@ class ImportGroup(PluginGroup):
         return super().resolve_command(ctx, args)
 
 
-@click.group("import", cls=ImportGroup, short_help="Bring outside data sets in "
-             "(Galaxy10, Kaggle PNG folders, npy arrays, FITS folders...).")
+@click.group(
+    "import",
+    cls=ImportGroup,
+    short_help="Bring outside data sets in "
+    "(Galaxy10, Kaggle PNG folders, npy arrays, FITS folders...).",
+)
 @options.common
 def import_():
     """Convert an outside data set into a galaxy array file:

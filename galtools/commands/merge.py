@@ -27,6 +27,7 @@ def merge(paths, output, overwrite, compression, chunk_size):
         n = merge_tables(list(paths), output, overwrite)
         say(f"merged {len(paths)} CSV files, {n} rows → {output}")
         return
-    n = merge_files(list(paths), output, options.provenance(paths), overwrite, compression,
-                    chunk_size)
+    n = merge_files(
+        list(paths), output, options.provenance(paths), overwrite, compression, chunk_size
+    )
     say(f"merged {len(paths)} files, {n} images → {output}")

@@ -8,8 +8,11 @@ from galtools import options
 
 
 @click.command(short_help="List commands, models, importers, metrics and features installed.")
-@click.option("--group", type=click.Choice(["commands", "models", "importers", "metrics",
-                                            "features"]), help="Only this group.")
+@click.option(
+    "--group",
+    type=click.Choice(["commands", "models", "importers", "metrics", "features"]),
+    help="Only this group.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @options.common
 def plugins(group, as_json):
@@ -25,9 +28,17 @@ def plugins(group, as_json):
         off = registry.disabled(g)
         for name, e in registry.entries(g, include_disabled=True).items():
             status = "disabled" if name in off else ("ok" if e.error is None else "broken")
-            rows.append({"name": name, "dist": e.dist, "version": e.version,
-                         "builtin": e.builtin, "status": status, "value": e.value,
-                         "error": e.error if status == "broken" else None})
+            rows.append(
+                {
+                    "name": name,
+                    "dist": e.dist,
+                    "version": e.version,
+                    "builtin": e.builtin,
+                    "status": status,
+                    "value": e.value,
+                    "error": e.error if status == "broken" else None,
+                }
+            )
         report[g] = rows
     if as_json:
         click.echo(json.dumps(report, indent=2))

@@ -60,29 +60,64 @@ def _regex(ctx, param, value):
 def image_options(f):
     """Options shared by resize and compress: bands, catalog, folder output, workers."""
     decorators = [
-        click.option("--band", "bands", callback=_bands, metavar="BANDS",
-                     help="g, r, i, gri, grey (mean of channels), or channel names/indices "
-                     "'g,r' / '0,2'. Default: every band, in wavelength order."),
-        click.option("--nan", "nan_fill", callback=_nan, metavar="fill=VALUE",
-                     help="Replace NaN/inf in FITS data (default: they are an error)."),
-        click.option("--dtype", type=click.Choice(["uint8", "float32"]), default=None,
-                     help="Pixel type (default: uint8 for PNG/JPEG, float32 when any FITS)."),
-        click.option("--catalog", type=click.Path(dir_okay=False), metavar="FILE",
-                     help="Label catalog: CSV, '|'-delimited text or FITS table."),
-        click.option("--id-column", metavar="COL",
-                     help="Catalog id column (default: pgc/id/name, else the first)."),
-        click.option("--id-pattern", metavar="REGEX", callback=_regex,
-                     help="Regex whose first group is an image's id (default: the digits "
-                     "after 'pgc', else the file stem)."),
-        click.option("--labels", callback=_labels, metavar="COLS",
-                     help="Catalog columns to attach, comma-separated, or 'all' (default)."),
-        click.option("--require-labels", is_flag=True,
-                     help="An image without a catalog row is an error."),
-        click.option("--skip-bad", is_flag=True,
-                     help="Skip unreadable files; list them in OUT.skipped.csv."),
+        click.option(
+            "--band",
+            "bands",
+            callback=_bands,
+            metavar="BANDS",
+            help="g, r, i, gri, grey (mean of channels), or channel names/indices "
+            "'g,r' / '0,2'. Default: every band, in wavelength order.",
+        ),
+        click.option(
+            "--nan",
+            "nan_fill",
+            callback=_nan,
+            metavar="fill=VALUE",
+            help="Replace NaN/inf in FITS data (default: they are an error).",
+        ),
+        click.option(
+            "--dtype",
+            type=click.Choice(["uint8", "float32"]),
+            default=None,
+            help="Pixel type (default: uint8 for PNG/JPEG, float32 when any FITS).",
+        ),
+        click.option(
+            "--catalog",
+            type=click.Path(dir_okay=False),
+            metavar="FILE",
+            help="Label catalog: CSV, '|'-delimited text or FITS table.",
+        ),
+        click.option(
+            "--id-column",
+            metavar="COL",
+            help="Catalog id column (default: pgc/id/name, else the first).",
+        ),
+        click.option(
+            "--id-pattern",
+            metavar="REGEX",
+            callback=_regex,
+            help="Regex whose first group is an image's id (default: the digits "
+            "after 'pgc', else the file stem).",
+        ),
+        click.option(
+            "--labels",
+            callback=_labels,
+            metavar="COLS",
+            help="Catalog columns to attach, comma-separated, or 'all' (default).",
+        ),
+        click.option(
+            "--require-labels", is_flag=True, help="An image without a catalog row is an error."
+        ),
+        click.option(
+            "--skip-bad", is_flag=True, help="Skip unreadable files; list them in OUT.skipped.csv."
+        ),
         options.jobs,
-        click.option("--chunk-size", type=click.IntRange(min=1), default=None,
-                     help="Objects per worker task and per written chunk (default: 64)."),
+        click.option(
+            "--chunk-size",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Objects per worker task and per written chunk (default: 64).",
+        ),
         options.overwrite,
         options.compression,
     ]
@@ -91,9 +126,28 @@ def image_options(f):
     return f
 
 
-def run_prepare(inputs, output, to_folder, fmt, geometry, bands, nan_fill, dtype, catalog,
-                id_column, id_pattern, labels, require_labels, skip_bad, jobs, chunk_size,
-                shard, overwrite, compression, same_size=False):
+def run_prepare(
+    inputs,
+    output,
+    to_folder,
+    fmt,
+    geometry,
+    bands,
+    nan_fill,
+    dtype,
+    catalog,
+    id_column,
+    id_pattern,
+    labels,
+    require_labels,
+    skip_bad,
+    jobs,
+    chunk_size,
+    shard,
+    overwrite,
+    compression,
+    same_size=False,
+):
     """Shared body of resize and compress."""
     import os
 
@@ -116,43 +170,100 @@ def run_prepare(inputs, output, to_folder, fmt, geometry, bands, nan_fill, dtype
 
         dtype = "float32" if any(fits(s) for s in inputs) else "uint8"
     if to_folder and dtype != "uint8":
-        raise GalError("--to-folder writes 8-bit PNG/JPEG; these inputs are float32 "
-                       "(write an array file instead)")
+        raise GalError(
+            "--to-folder writes 8-bit PNG/JPEG; these inputs are float32 "
+            "(write an array file instead)"
+        )
     inputs_ = list(inputs) + ([catalog] if catalog else [])
     decode = Decode(geometry, bands, dtype, nan_fill, same_size)
     summary = prepare(
-        list(inputs), output, decode, options.provenance(inputs_), catalog=catalog,
-        id_column=id_column, id_pattern=id_pattern, labels=labels,
-        require_labels=require_labels, to_folder=to_folder, fmt=fmt,
-        jobs=options.n_jobs(jobs), chunk_size=chunk_size, shard=shard, skip_bad=skip_bad,
-        overwrite=overwrite, compression=compression,
+        list(inputs),
+        output,
+        decode,
+        options.provenance(inputs_),
+        catalog=catalog,
+        id_column=id_column,
+        id_pattern=id_pattern,
+        labels=labels,
+        require_labels=require_labels,
+        to_folder=to_folder,
+        fmt=fmt,
+        jobs=options.n_jobs(jobs),
+        chunk_size=chunk_size,
+        shard=shard,
+        skip_bad=skip_bad,
+        overwrite=overwrite,
+        compression=compression,
     )
     if not summary.get("skipped_shard"):
         shape = "×".join(map(str, summary["shape"]))
-        say(f"{summary['images']} images {shape} ({','.join(summary['bands'])}) → "
-            f"{summary['output']}")
+        say(
+            f"{summary['images']} images {shape} ({','.join(summary['bands'])}) → "
+            f"{summary['output']}"
+        )
 
 
 @click.command(short_help="Crop, resize and pick bands of cut-outs into an array file.")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @options.output(required=False)
-@click.option("--size", callback=_size, required=True, metavar="N|HxW",
-              help="Output stamp size in pixels.")
-@click.option("--crop", type=click.FloatRange(0, 1, min_open=True), default=1.0,
-              show_default=True, help="Centre crop fraction before resizing.")
-@click.option("--filter", "filter_", type=click.Choice(["area", "bilinear", "bicubic",
-              "lanczos"]), default="area", show_default=True,
-              help="Resampling filter (all are anti-aliased when downsampling).")
-@click.option("--to-folder", type=click.Path(file_okay=False), metavar="DIR",
-              help="Write resized images <id>_<H>x<W>.<band>.<ext> into DIR instead.")
-@click.option("--format", "fmt", type=click.Choice(["png", "jpg"]), default="png",
-              show_default=True, help="Image format for --to-folder.")
+@click.option(
+    "--size", callback=_size, required=True, metavar="N|HxW", help="Output stamp size in pixels."
+)
+@click.option(
+    "--crop",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Centre crop fraction before resizing.",
+)
+@click.option(
+    "--filter",
+    "filter_",
+    type=click.Choice(["area", "bilinear", "bicubic", "lanczos"]),
+    default="area",
+    show_default=True,
+    help="Resampling filter (all are anti-aliased when downsampling).",
+)
+@click.option(
+    "--to-folder",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Write resized images <id>_<H>x<W>.<band>.<ext> into DIR instead.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["png", "jpg"]),
+    default="png",
+    show_default=True,
+    help="Image format for --to-folder.",
+)
 @image_options
 @options.shard
 @options.common
-def resize(inputs, output, size, crop, filter_, to_folder, fmt, bands, nan_fill, dtype, catalog,
-           id_column, id_pattern, labels, require_labels, skip_bad, jobs, chunk_size,
-           overwrite, compression, shard):
+def resize(
+    inputs,
+    output,
+    size,
+    crop,
+    filter_,
+    to_folder,
+    fmt,
+    bands,
+    nan_fill,
+    dtype,
+    catalog,
+    id_column,
+    id_pattern,
+    labels,
+    require_labels,
+    skip_bad,
+    jobs,
+    chunk_size,
+    overwrite,
+    compression,
+    shard,
+):
     """Centre-crop, resize and select bands of INPUT... (folders or globs of PNG/JPEG/FITS
     cut-outs, or one galaxy array file, '-' for npz on stdin) into a galaxy array file OUT,
     with catalog labels.
@@ -172,12 +283,38 @@ def resize(inputs, output, size, crop, filter_, to_folder, fmt, bands, nan_fill,
             raise click.UsageError("--to-folder/--catalog need image inputs, not an array file")
         if not output:
             raise click.UsageError("missing -o/--output")
-        summary = resize_file(inputs[0], output, geometry, bands, options.provenance(inputs),
-                              shard=shard, overwrite=overwrite, compression=compression,
-                              chunk_size=chunk_size)
+        summary = resize_file(
+            inputs[0],
+            output,
+            geometry,
+            bands,
+            options.provenance(inputs),
+            shard=shard,
+            overwrite=overwrite,
+            compression=compression,
+            chunk_size=chunk_size,
+        )
         if not summary.get("skipped_shard"):
             say(f"{summary['images']} images → {summary['output']}")
         return
-    run_prepare(inputs, output, to_folder, fmt, geometry, bands, nan_fill, dtype, catalog,
-                id_column, id_pattern, labels, require_labels, skip_bad, jobs, chunk_size,
-                shard, overwrite, compression)
+    run_prepare(
+        inputs,
+        output,
+        to_folder,
+        fmt,
+        geometry,
+        bands,
+        nan_fill,
+        dtype,
+        catalog,
+        id_column,
+        id_pattern,
+        labels,
+        require_labels,
+        skip_bad,
+        jobs,
+        chunk_size,
+        shard,
+        overwrite,
+        compression,
+    )

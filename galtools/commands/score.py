@@ -8,31 +8,76 @@ from galtools import options
 @click.command(short_help="Predict with trained runs (an ensemble if several); error figures.")
 @click.argument("paths", nargs=-1, required=True, metavar="RUN... FILE")
 @options.output(help="Predictions CSV ('-' for stdout).")
-@click.option("--truth", metavar="COL",
-              help="Label column of FILE to compare with: MAE/RMSE/bias, or accuracy/top-k/"
-              "confusion matrix for classification.")
-@click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Report top-1…top-K accuracy (classification).")
-@click.option("--report", metavar="JSON", help="Write every figure (and per-run ones) as JSON; "
-              "with --truth also the --plot picture as a PNG beside it.")
-@click.option("--confusion", metavar="JSON",
-              help="Write the confusion matrix as JSON, and as a PNG beside it.")
-@click.option("--plot", metavar="PNG",
-              help="Residual-vs-truth plot (regression) or confusion matrix (classification).")
-@click.option("--fit-bias", "fit_bias", metavar="JSON",
-              help="Fit i_pred = (1−m)·i_true − b and write m, b: apply with --bias-correction.")
-@click.option("--bias-correction", metavar="JSON",
-              help="Apply i_corrected = (i_pred + b)/(1 − m) from a --fit-bias file.")
+@click.option(
+    "--truth",
+    metavar="COL",
+    help="Label column of FILE to compare with: MAE/RMSE/bias, or accuracy/top-k/"
+    "confusion matrix for classification.",
+)
+@click.option(
+    "--top-k",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Report top-1…top-K accuracy (classification).",
+)
+@click.option(
+    "--report",
+    metavar="JSON",
+    help="Write every figure (and per-run ones) as JSON; "
+    "with --truth also the --plot picture as a PNG beside it.",
+)
+@click.option(
+    "--confusion",
+    metavar="JSON",
+    help="Write the confusion matrix as JSON, and as a PNG beside it.",
+)
+@click.option(
+    "--plot",
+    metavar="PNG",
+    help="Residual-vs-truth plot (regression) or confusion matrix (classification).",
+)
+@click.option(
+    "--fit-bias",
+    "fit_bias",
+    metavar="JSON",
+    help="Fit i_pred = (1−m)·i_true − b and write m, b: apply with --bias-correction.",
+)
+@click.option(
+    "--bias-correction",
+    metavar="JSON",
+    help="Apply i_corrected = (i_pred + b)/(1 − m) from a --fit-bias file.",
+)
 @click.option("--kaggle", is_flag=True, help="Write exactly 'Id,Predicted' rows.")
 @click.option("--clip", metavar="LO:HI", help="Clip predicted values, e.g. 0:8.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Images per model call.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Images per model call.",
+)
 @options.overwrite
 @options.chunk_size()
 @options.shard
 @options.common
-def score(paths, output, truth, top_k, report, confusion, plot, fit_bias, bias_correction,
-          kaggle, clip, batch_size, overwrite, chunk_size, shard):
+def score(
+    paths,
+    output,
+    truth,
+    top_k,
+    report,
+    confusion,
+    plot,
+    fit_bias,
+    bias_correction,
+    kaggle,
+    clip,
+    batch_size,
+    overwrite,
+    chunk_size,
+    shard,
+):
     """Predictions of RUN... for every image of FILE ('-' for stdin) into a CSV: the value
     (regression, physical units), the class and its probabilities (classification) or the
     realism score (twoinone).  Several RUNs average into an ensemble; the CSV and report then
@@ -60,17 +105,36 @@ def score(paths, output, truth, top_k, report, confusion, plot, fit_bias, bias_c
     correction = None
     if bias_correction:
         correction = load_bias(bias_correction, runs[0].target)
-    side = {k: shard.output_path(v) if v else None
-            for k, v in dict(report=report, confusion=confusion, plot=plot,
-                             fit_bias=fit_bias).items()}
-    info = score_file(runs, path, out, options.provenance([*run_paths, path]), truth, kaggle,
-                      limits, side["fit_bias"], correction, side["report"], side["confusion"],
-                      side["plot"], top_k, overwrite, chunk_size, batch_size,
-                      shard if shard.count > 1 else None, run_paths)
+    side = {
+        k: shard.output_path(v) if v else None
+        for k, v in dict(report=report, confusion=confusion, plot=plot, fit_bias=fit_bias).items()
+    }
+    info = score_file(
+        runs,
+        path,
+        out,
+        options.provenance([*run_paths, path]),
+        truth,
+        kaggle,
+        limits,
+        side["fit_bias"],
+        correction,
+        side["report"],
+        side["confusion"],
+        side["plot"],
+        top_k,
+        overwrite,
+        chunk_size,
+        batch_size,
+        shard if shard.count > 1 else None,
+        run_paths,
+    )
     what = f"{info['n']} predictions ({info['kind']}"
     if "ensemble" in info:
-        what += f", ensemble of {info['ensemble']['members']}, mean spread " \
-                f"{info['ensemble']['mean_spread']:.3g}"
+        what += (
+            f", ensemble of {info['ensemble']['members']}, mean spread "
+            f"{info['ensemble']['mean_spread']:.3g}"
+        )
     say(what + f") → {out}")
     m = info.get("metrics")
     if m and "mae" in m:
@@ -79,5 +143,7 @@ def score(paths, output, truth, top_k, report, confusion, plot, fit_bias, bias_c
         tops = "  ".join(f"top-{k} {v:.3f}" for k, v in m["top_k"].items())
         say(f"accuracy {m['accuracy']:.3f}  {tops}  (n={m['n']})")
     if "bias_fit" in info:
-        say(f"bias fit: m = {info['bias_fit']['m']:.4g}, b = {info['bias_fit']['b']:.4g} "
-            f"→ {side['fit_bias']}")
+        say(
+            f"bias fit: m = {info['bias_fit']['m']:.4g}, b = {info['bias_fit']['b']:.4g} "
+            f"→ {side['fit_bias']}"
+        )

@@ -50,8 +50,10 @@ def load_extractor(spec):
     name, arg = parse_spec(spec)
     if name == "inception-2015" and name not in registry.entries(GROUP, include_disabled=True):
         known = ", ".join(registry.entries(GROUP)) or "none"
-        raise GalError("feature extractor 'inception-2015' is in the plugin galtools-inception: "
-                       f"pip install galtools-inception (known now: {known})")
+        raise GalError(
+            "feature extractor 'inception-2015' is in the plugin galtools-inception: "
+            f"pip install galtools-inception (known now: {known})"
+        )
     factory = registry.load(GROUP, name, kind="feature extractor")
     extractor = factory(arg)
     for attr in ("features", "describe", "input", "default_protocol"):

@@ -20,8 +20,15 @@ def file_digest(path):
 
 
 def cache_key(path, extractor, proto):
-    text = json.dumps({"input": file_digest(path), "extractor": extractor.describe(),
-                       "protocol": proto.to_dict()}, sort_keys=True, default=str)
+    text = json.dumps(
+        {
+            "input": file_digest(path),
+            "extractor": extractor.describe(),
+            "protocol": proto.to_dict(),
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -82,8 +89,15 @@ def file_features(path, extractor, proto, cache=None, chunk_size=None, desc=None
         raise GalError(f"{path}: no finite images to extract features from")
     features = np.concatenate(parts)
     if cache:
-        _store(cache, key, features, {"input": os.path.abspath(path),
-                                      "extractor": extractor.describe(),
-                                      "protocol": proto.to_dict(),
-                                      "skipped_nonfinite": skipped})
+        _store(
+            cache,
+            key,
+            features,
+            {
+                "input": os.path.abspath(path),
+                "extractor": extractor.describe(),
+                "protocol": proto.to_dict(),
+                "skipped_nonfinite": skipped,
+            },
+        )
     return features, {"cached": False, "skipped_nonfinite": skipped}

@@ -51,8 +51,15 @@ class Protocol:
 
 
 NAMED = {
-    "holzschuh2022": Protocol("holzschuh2022", bands="1", stretch="minmax", cmap="magma",
-                              size=256, filter="bilinear", quantize=8),
+    "holzschuh2022": Protocol(
+        "holzschuh2022",
+        bands="1",
+        stretch="minmax",
+        cmap="magma",
+        size=256,
+        filter="bilinear",
+        quantize=8,
+    ),
     "rgb": Protocol("rgb", bands="auto", stretch="percentile", lo=0.5, hi=99.5, quantize=8),
     "raw": Protocol("raw", bands="all", stretch="none", quantize=0),
 }
@@ -67,8 +74,9 @@ def parse(text):
     if "=" not in parts[0]:
         name = parts.pop(0)
         if name not in NAMED:
-            raise GalError(f"unknown protocol '{name}'; known: {', '.join(NAMED)} "
-                           "(or key=value settings)")
+            raise GalError(
+                f"unknown protocol '{name}'; known: {', '.join(NAMED)} (or key=value settings)"
+            )
         base = NAMED[name]
     changes = {}
     fields = Protocol.__dataclass_fields__
@@ -76,8 +84,10 @@ def parse(text):
         key, sep, value = part.partition("=")
         key = key.strip()
         if not sep or key not in fields or key == "name":
-            raise GalError(f"bad protocol setting '{part}' (keys: "
-                           f"{', '.join(k for k in fields if k != 'name')})")
+            raise GalError(
+                f"bad protocol setting '{part}' (keys: "
+                f"{', '.join(k for k in fields if k != 'name')})"
+            )
         value = value.strip()
         if key in ("lo", "hi"):
             changes[key] = _number(key, value, float)
@@ -87,8 +97,9 @@ def parse(text):
             changes[key] = value
     proto = replace(base, **changes)
     if changes:
-        proto = replace(proto, name=f"{base.name}+" + ",".join(f"{k}={v}" for k, v in
-                                                                changes.items()))
+        proto = replace(
+            proto, name=f"{base.name}+" + ",".join(f"{k}={v}" for k, v in changes.items())
+        )
     return validate(proto)
 
 
@@ -184,8 +195,13 @@ def _resize(x, p):
 
     if x.shape[1] == p.size and x.shape[2] == p.size:
         return x
-    resample = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC,
-                "lanczos": Image.LANCZOS, "box": Image.BOX}[p.filter]
+    resample = {
+        "nearest": Image.NEAREST,
+        "bilinear": Image.BILINEAR,
+        "bicubic": Image.BICUBIC,
+        "lanczos": Image.LANCZOS,
+        "box": Image.BOX,
+    }[p.filter]
     out = np.empty((len(x), p.size, p.size, x.shape[-1]), np.float32)
     for i in range(len(x)):
         for c in range(x.shape[-1]):

@@ -28,8 +28,9 @@ class RunExtractor:
     def features(self, images):
         out = np.asarray(self.run.features(images), dtype=np.float32)
         if out.ndim != 2 or len(out) != len(images):
-            raise GalError(f"{self.path}: run features have shape {out.shape}, expected "
-                           f"({len(images)}, D)")
+            raise GalError(
+                f"{self.path}: run features have shape {out.shape}, expected ({len(images)}, D)"
+            )
         return out
 
     def describe(self):
@@ -44,8 +45,12 @@ class RunExtractor:
                         for block in iter(lambda fh=fh: fh.read(2**20), b""):
                             digest.update(block)
         what = self.run.describe() if hasattr(self.run, "describe") else "run"
-        return {"name": "run", "run": os.path.abspath(self.path), "model": str(what),
-                "run_sha256": digest.hexdigest()}
+        return {
+            "name": "run",
+            "run": os.path.abspath(self.path),
+            "model": str(what),
+            "run_sha256": digest.hexdigest(),
+        }
 
 
 def run_extractor(arg):

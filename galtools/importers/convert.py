@@ -12,8 +12,21 @@ def source_inputs(source):
     return [source] if os.path.isfile(source) else []
 
 
-def run(importer, source, output, entry, overwrite=False, compression=None, chunk_size=None,
-        shard=None, catalog=None, id_column="id", bands=None, pixel_scale=None, options=None):
+def run(
+    importer,
+    source,
+    output,
+    entry,
+    overwrite=False,
+    compression=None,
+    chunk_size=None,
+    shard=None,
+    catalog=None,
+    id_column="id",
+    bands=None,
+    pixel_scale=None,
+    options=None,
+):
     """Import rows of ``source`` (this shard's part) with ``importer`` into ``output``.
 
     ``catalog``: a CSV joined on the ids (first row of a repeated id wins).  ``bands`` /
@@ -64,12 +77,17 @@ def run(importer, source, output, entry, overwrite=False, compression=None, chun
         bar.close()
         if writer.n == 0:
             raise GalError(f"{source}: nothing to import (rows {start}–{stop} of {total})")
-        final = new_meta(bands=bands or meta.get("bands") or [str(i) for i in range(channels)],
-                         pixel_scale=pixel_scale if pixel_scale is not None
-                         else meta.get("pixel_scale"),
-                         classes=meta.get("classes"), history=[entry],
-                         **{k: v for k, v in meta.items()
-                            if k not in ("bands", "pixel_scale", "classes", "history")})
+        final = new_meta(
+            bands=bands or meta.get("bands") or [str(i) for i in range(channels)],
+            pixel_scale=pixel_scale if pixel_scale is not None else meta.get("pixel_scale"),
+            classes=meta.get("classes"),
+            history=[entry],
+            **{
+                k: v
+                for k, v in meta.items()
+                if k not in ("bands", "pixel_scale", "classes", "history")
+            },
+        )
         _check_bands(final["bands"], channels)
         writer.meta = final
     return writer.n, table.report() if table is not None else None

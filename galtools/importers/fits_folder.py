@@ -16,15 +16,20 @@ class FitsFolder(Importer):
     source_help = "the folder of FITS files (id = file name without suffix)"
     options = (
         Option("pattern", "Glob for the files inside the folder.", default="*.fits*"),
-        Option("hdus", "Comma-separated HDU numbers or names to take as the bands, in order "
-               "(default: every HDU with a 2-D image, or the first cube).", default=None),
+        Option(
+            "hdus",
+            "Comma-separated HDU numbers or names to take as the bands, in order "
+            "(default: every HDU with a 2-D image, or the first cube).",
+            default=None,
+        ),
     )
 
     def _files(self, source, pattern="*.fits*"):
         if not os.path.isdir(source):
             raise InputError(source, "not a folder")
-        files = sorted(p for p in glob.glob(os.path.join(source, pattern))
-                       if p.lower().endswith(SUFFIXES))
+        files = sorted(
+            p for p in glob.glob(os.path.join(source, pattern)) if p.lower().endswith(SUFFIXES)
+        )
         if not files:
             raise InputError(source, f"no FITS files matching {pattern}")
         return files
@@ -46,8 +51,11 @@ class FitsFolder(Importer):
                         continue
                     if data.ndim == 3:
                         if planes:
-                            raise InputError(path, "a cube after other images: use either "
-                                             "one cube or one HDU per band")
+                            raise InputError(
+                                path,
+                                "a cube after other images: use either "
+                                "one cube or one HDU per band",
+                            )
                         planes = list(np.asarray(data, np.float32))
                         names = [hdu.header.get(f"BAND{i + 1}") for i in range(len(planes))]
                         first = hdu.header
@@ -55,8 +63,12 @@ class FitsFolder(Importer):
                     if data.ndim != 2:
                         raise InputError(path, f"HDU of {data.ndim} dimensions")
                     planes.append(np.asarray(data, np.float32))
-                    names.append(next((hdu.header[k] for k in BAND_KEYS if k in hdu.header),
-                                      hdu.name if hdu.name not in ("PRIMARY", "") else None))
+                    names.append(
+                        next(
+                            (hdu.header[k] for k in BAND_KEYS if k in hdu.header),
+                            hdu.name if hdu.name not in ("PRIMARY", "") else None,
+                        )
+                    )
                     first = first if first is not None else hdu.header
         except OSError as exc:
             raise InputError(path, f"not a readable FITS file ({exc})") from None
@@ -76,13 +88,14 @@ class FitsFolder(Importer):
         shape, bands, header = None, None, None
         for lo in range(start, stop, chunk_size):
             images, ids = [], []
-            for path in files[lo:min(lo + chunk_size, stop)]:
+            for path in files[lo : min(lo + chunk_size, stop)]:
                 image, names, head = self._load(path, hdus)
                 if shape is None:
                     shape, bands, header = image.shape, names, head
                 elif image.shape != shape:
-                    raise InputError(path, f"image shape {image.shape} differs from the first "
-                                     f"{shape}")
+                    raise InputError(
+                        path, f"image shape {image.shape} differs from the first {shape}"
+                    )
                 elif names != bands:
                     bands = None if names is None or bands is None else bands
                 images.append(image)

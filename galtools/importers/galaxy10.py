@@ -4,14 +4,27 @@ from galtools.errors import InputError
 from galtools.importers import Importer, Option
 
 DECALS_CLASSES = [
-    "Disturbed", "Merging", "Round Smooth", "In-between Round Smooth", "Cigar Shaped Smooth",
-    "Barred Spiral", "Unbarred Tight Spiral", "Unbarred Loose Spiral",
-    "Edge-on without Bulge", "Edge-on with Bulge",
+    "Disturbed",
+    "Merging",
+    "Round Smooth",
+    "In-between Round Smooth",
+    "Cigar Shaped Smooth",
+    "Barred Spiral",
+    "Unbarred Tight Spiral",
+    "Unbarred Loose Spiral",
+    "Edge-on without Bulge",
+    "Edge-on with Bulge",
 ]
 SDSS_CLASSES = [
-    "Disk, Face-on, No Spiral", "Smooth, Completely round", "Smooth, in-between round",
-    "Smooth, Cigar shaped", "Disk, Edge-on, Rounded Bulge", "Disk, Edge-on, Boxy Bulge",
-    "Disk, Edge-on, No Bulge", "Disk, Face-on, Tight Spiral", "Disk, Face-on, Medium Spiral",
+    "Disk, Face-on, No Spiral",
+    "Smooth, Completely round",
+    "Smooth, in-between round",
+    "Smooth, Cigar shaped",
+    "Disk, Edge-on, Rounded Bulge",
+    "Disk, Edge-on, Boxy Bulge",
+    "Disk, Edge-on, No Bulge",
+    "Disk, Face-on, Tight Spiral",
+    "Disk, Face-on, Medium Spiral",
     "Disk, Face-on, Loose Spiral",
 ]
 EXTRA_COLUMNS = ("ra", "dec", "redshift", "pxscale")
@@ -22,8 +35,9 @@ class Galaxy10(Importer):
     summary = "Galaxy10 DECals/SDSS h5 (images N×H×W×3 uint8, ans 0–9, ra, dec, redshift...)."
     source_help = "the Galaxy10 .h5 file (e.g. Galaxy10_DECals.h5)"
     options = (
-        Option("label_name", "Name of the class-label column ('ans' in the file).",
-               default="label"),
+        Option(
+            "label_name", "Name of the class-label column ('ans' in the file).", default="label"
+        ),
     )
 
     def _open(self, source):
@@ -61,18 +75,21 @@ class Galaxy10(Importer):
                     columns[name] = (name, np.float64)
             for name, _ in columns.values():
                 if f[name].shape != (n,):
-                    raise InputError(source, f"'{name}' has shape {f[name].shape}, expected "
-                                     f"({n},)")
+                    raise InputError(source, f"'{name}' has shape {f[name].shape}, expected ({n},)")
             for lo in range(start, stop, chunk_size):
                 hi = min(lo + chunk_size, stop)
-                batch = {"images": images[lo:hi],
-                         "ids": np.array([f"galaxy10-{i:06d}" for i in range(lo, hi)])}
+                batch = {
+                    "images": images[lo:hi],
+                    "ids": np.array([f"galaxy10-{i:06d}" for i in range(lo, hi)]),
+                }
                 for out, (name, dtype) in columns.items():
                     batch[out] = f[name][lo:hi].astype(dtype)
                 yield batch
             sdss = images.shape[1] == 69  # the 2018 SDSS release: 69×69 gri composites
-            meta = {"bands": ["g", "r", "i"] if sdss else ["g", "r", "z"],
-                    "source_format": "Galaxy10 SDSS" if sdss else "Galaxy10 DECals"}
+            meta = {
+                "bands": ["g", "r", "i"] if sdss else ["g", "r", "z"],
+                "source_format": "Galaxy10 SDSS" if sdss else "Galaxy10 DECals",
+            }
             if "ans" in f:
                 meta["classes"] = {label_name: SDSS_CLASSES if sdss else DECALS_CLASSES}
             if "pxscale" in f:

@@ -12,8 +12,12 @@ class KagglePng(Importer):
     summary = "Folder of <Id>.png with a CSV of Id,<label columns> (e.g. Id,Actual)."
     source_help = "the folder of <Id>.png images"
     options = (
-        Option("csv", "CSV with the id column and labels (default: the only .csv in the "
-               "folder or beside it; none: unlabelled images).", kind="path"),
+        Option(
+            "csv",
+            "CSV with the id column and labels (default: the only .csv in the "
+            "folder or beside it; none: unlabelled images).",
+            kind="path",
+        ),
         Option("id_column", "Name of the id column in the CSV.", default="Id"),
         Option("suffix", "Image file suffix.", default=".png"),
     )
@@ -34,8 +38,10 @@ class KagglePng(Importer):
                 raise InputError(source, f"several CSV files ({names}); choose one with --csv")
             csv = found[0] if found else None
         if csv is None:
-            ids = sorted(os.path.basename(p)[: -len(suffix)]
-                         for p in glob.glob(os.path.join(source, "*" + suffix)))
+            ids = sorted(
+                os.path.basename(p)[: -len(suffix)]
+                for p in glob.glob(os.path.join(source, "*" + suffix))
+            )
             if not ids:
                 raise InputError(source, f"no *{suffix} images")
             return ids, {}, {}, None
@@ -57,8 +63,9 @@ class KagglePng(Importer):
     def count(self, source, **options):
         return len(self._plan(source, **options)[0])
 
-    def read(self, source, start=0, stop=None, chunk_size=256, csv=None, id_column="Id",
-             suffix=".png"):
+    def read(
+        self, source, start=0, stop=None, chunk_size=256, csv=None, id_column="Id", suffix=".png"
+    ):
         import numpy as np
         from PIL import Image, UnidentifiedImageError
 
@@ -75,8 +82,7 @@ class KagglePng(Importer):
                 try:
                     with Image.open(path) as im:
                         if im.mode not in ("L", "RGB", "I;16", "I", "F"):
-                            im = im.convert("RGB" if "A" in im.mode or im.mode == "P"
-                                            else "L")
+                            im = im.convert("RGB" if "A" in im.mode or im.mode == "P" else "L")
                         arr = np.asarray(im)
                 except (UnidentifiedImageError, OSError) as exc:
                     raise InputError(path, f"not a readable image ({exc})") from None
@@ -84,16 +90,21 @@ class KagglePng(Importer):
                 if shape is None:
                     shape = arr.shape
                 elif arr.shape != shape:
-                    raise InputError(path, f"image shape {arr.shape} differs from the first "
-                                     f"{shape}")
+                    raise InputError(
+                        path, f"image shape {arr.shape} differs from the first {shape}"
+                    )
                 images.append(arr)
             batch = {"images": np.stack(images), "ids": np.array(ids[lo:hi])}
             for name, col in labels.items():
                 batch[name] = col[lo:hi]
             yield batch
         bands = ["L"] if shape is None or shape[-1] == 1 else ["R", "G", "B"][: shape[-1]]
-        return {"bands": bands, "classes": classes, "source_format": "kaggle-png",
-                "labels_csv": used}
+        return {
+            "bands": bands,
+            "classes": classes,
+            "source_format": "kaggle-png",
+            "labels_csv": used,
+        }
 
 
 importer = KagglePng()

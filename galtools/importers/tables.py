@@ -24,8 +24,9 @@ def read_csv(path):
                 if not row:
                     continue
                 if len(row) != len(header):
-                    raise InputError(path, f"line {lineno} has {len(row)} fields, "
-                                     f"the header {len(header)}")
+                    raise InputError(
+                        path, f"line {lineno} has {len(row)} fields, the header {len(header)}"
+                    )
                 for h, v in zip(header, row):
                     cols[h].append(v.strip())
     except UnicodeDecodeError:
@@ -106,8 +107,7 @@ class Catalog:
         if self.duplicates:
             shown = ", ".join(list(self.duplicates)[:5])
             more = "…" if len(self.duplicates) > 5 else ""
-            parts.append(f"{len(self.duplicates)} repeated ids (kept the first row): "
-                         f"{shown}{more}")
+            parts.append(f"{len(self.duplicates)} repeated ids (kept the first row): {shown}{more}")
         if self.missing:
             parts.append(f"{self.missing} objects not in the catalog (NaN / empty)")
         return f"{self.path}: " + "; ".join(parts) if parts else None

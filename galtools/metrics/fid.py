@@ -147,7 +147,17 @@ class KID:
 
     def compare(self, a, b, settings):
         subsets = int(settings.get("kid_subsets", 100))
-        mean, std, size = kid(a, b, subsets=subsets, subset_size=settings.get("kid_subset_size"),
-                              seed=settings.get("seed", 0))
-        return {"kid": mean, "kid_std": std, "subsets": subsets, "subset_size": size,
-                "n": [len(a), len(b)]}
+        mean, std, size = kid(
+            a,
+            b,
+            subsets=subsets,
+            subset_size=settings.get("kid_subset_size"),
+            seed=settings.get("seed", 0),
+        )
+        return {
+            "kid": mean,
+            "kid_std": std,
+            "subsets": subsets,
+            "subset_size": size,
+            "n": [len(a), len(b)],
+        }

@@ -57,21 +57,48 @@ import numpy as np
 from galtools.errors import GalError
 
 FLAGS = {
-    "no_source": 1,      # no segment at the centre, or nonpositive flux: nothing measured
-    "edge": 2,           # the segment touches the stamp border
-    "petrosian": 4,      # no Petrosian radius inside the stamp (radius clipped)
-    "asym_center": 8,    # asymmetry centre far from the centroid (> 0.25 r_petro)
-    "gini_segmap": 16,   # Gini segmap empty or the whole stamp
-    "nonfinite": 32,     # NaN/inf pixels (set to 0)
-    "small": 64,         # segment of fewer than 5 pixels
+    "no_source": 1,  # no segment at the centre, or nonpositive flux: nothing measured
+    "edge": 2,  # the segment touches the stamp border
+    "petrosian": 4,  # no Petrosian radius inside the stamp (radius clipped)
+    "asym_center": 8,  # asymmetry centre far from the centroid (> 0.25 r_petro)
+    "gini_segmap": 16,  # Gini segmap empty or the whole stamp
+    "nonfinite": 32,  # NaN/inf pixels (set to 0)
+    "small": 64,  # segment of fewer than 5 pixels
     "statmorph_bad": 128,  # --engine statmorph: statmorph's own flag 2 (bad measurement)
 }
 
-COLUMNS = ("xc", "yc", "xc_asym", "yc_asym", "flux", "area", "gini", "m20", "concentration",
-           "asymmetry", "smoothness", "r20", "r50", "r80", "rpetro", "rpetro_ellip",
-           "ellipticity", "orientation")
-PROPERTIES = ("gini", "m20", "concentration", "asymmetry", "smoothness", "r50", "rpetro",
-              "ellipticity", "orientation", "flux")
+COLUMNS = (
+    "xc",
+    "yc",
+    "xc_asym",
+    "yc_asym",
+    "flux",
+    "area",
+    "gini",
+    "m20",
+    "concentration",
+    "asymmetry",
+    "smoothness",
+    "r20",
+    "r50",
+    "r80",
+    "rpetro",
+    "rpetro_ellip",
+    "ellipticity",
+    "orientation",
+)
+PROPERTIES = (
+    "gini",
+    "m20",
+    "concentration",
+    "asymmetry",
+    "smoothness",
+    "r50",
+    "rpetro",
+    "ellipticity",
+    "orientation",
+    "flux",
+)
 
 ETA = 0.2
 SUBCHUNK = 256  # stamps measured at once by the metric (memory ~ 40 float64 copies of them)
@@ -103,11 +130,12 @@ class Profile:
         self.top = float(a.max()) + 2.0
         self.nbins = int(np.ceil((self.top + 1.0) / STEP)) + 2
         if ramp:
-            self._parts = [self._prepare(a - width / 2, weights, 1.0),
-                           self._prepare(a + width / 2, weights, -1.0)]
+            self._parts = [
+                self._prepare(a - width / 2, weights, 1.0),
+                self._prepare(a + width / 2, weights, -1.0),
+            ]
         else:  # pixels as points at their centres: 4× cheaper, ±0.5 px coarser
-            self._parts = [self._prepare(a, [wk * width for wk in weights], 1.0,
-                                         points=True)]
+            self._parts = [self._prepare(a, [wk * width for wk in weights], 1.0, points=True)]
 
     def _prepare(self, starts, weights, sign, points=False):
         """Cumulative sums of weight and weight·start over bins of start: exact at bin edges.
@@ -164,10 +192,10 @@ def _elliptical_radius(x, y, xc, yc, elong, theta):
     dx = x[None] - xc[:, None, None]
     dy = y[None] - yc[:, None, None]
     c, s = np.cos(theta)[:, None, None], np.sin(theta)[:, None, None]
-    q2 = (elong ** 2)[:, None, None]
+    q2 = (elong**2)[:, None, None]
     xp = dx * c + dy * s
     yp = -dx * s + dy * c
-    a = np.sqrt(xp ** 2 + q2 * yp ** 2)
+    a = np.sqrt(xp**2 + q2 * yp**2)
     with np.errstate(invalid="ignore", divide="ignore"):
         width = (np.abs(xp * c - q2 * yp * s) + np.abs(xp * s + q2 * yp * c)) / a
     return a, np.where(np.isfinite(width) & (width > 0), width, 1.0)
@@ -258,9 +286,12 @@ class CentralFlux:
         px = ix[:, None] + offs[None, :]
         py = iy[:, None] + offs[None, :]
         inside = ((px >= 0) & (px < w))[:, None, :] & ((py >= 0) & (py < h))[:, :, None]
-        vals = images[np.arange(n)[:, None, None], np.clip(py, 0, h - 1)[:, :, None],
-                      np.clip(px, 0, w - 1)[:, None, :]]
-        vals = np.where(inside, vals, 0.0) / sub ** 2
+        vals = images[
+            np.arange(n)[:, None, None],
+            np.clip(py, 0, h - 1)[:, :, None],
+            np.clip(px, 0, w - 1)[:, None, :],
+        ]
+        vals = np.where(inside, vals, 0.0) / sub**2
         frac = (np.arange(sub) + 0.5) / sub - 0.5
         k = 2 * half + 1
         sx = (px[:, :, None] + frac[None, None, :]).reshape(n, k * sub) - xc[:, None]
@@ -331,8 +362,13 @@ def radius_at_fraction(profile, r_total, fractions, samples=200):
         with np.errstate(invalid="ignore", divide="ignore"):
             g = q - f / total[:, None]
         root, _ = _first_crossing(grid, g)
-        root = _secant(lambda r, q=q: q - np.abs(profile.flux(r[:, None]))[:, 0] / total,
-                       grid, g, root, np.isfinite(root))
+        root = _secant(
+            lambda r, q=q: q - np.abs(profile.flux(r[:, None]))[:, 0] / total,
+            grid,
+            g,
+            root,
+            np.isfinite(root),
+        )
         out.append(root)
     return np.stack(out, axis=1)
 
@@ -353,9 +389,8 @@ def _gaussian_smooth(images, sigma):
     f = scipy.fft.rfft2(images.astype(np.float32), s=(ph, pw), workers=-1)
     ky = np.fft.fftfreq(ph)[:, None]
     kx = np.fft.rfftfreq(pw)[None, :]
-    k2 = (ky ** 2 + kx ** 2)[None]
-    f *= np.exp(-2 * np.pi ** 2 * (np.nan_to_num(sigma) ** 2)[:, None, None] * k2).astype(
-        np.float32)
+    k2 = (ky**2 + kx**2)[None]
+    f *= np.exp(-2 * np.pi**2 * (np.nan_to_num(sigma) ** 2)[:, None, None] * k2).astype(np.float32)
     return scipy.fft.irfft2(f, s=(ph, pw), workers=-1)[:, :h, :w].astype(np.float64)
 
 
@@ -379,7 +414,7 @@ def _background(images, frame):
     """Median and robust σ of each stamp's border frame."""
     n, h, w = images.shape
     border = np.ones((h, w), bool)
-    border[frame:h - frame, frame:w - frame] = False
+    border[frame : h - frame, frame : w - frame] = False
     pix = images[:, border]
     med = np.median(pix, axis=1)
     mad = np.median(np.abs(pix - med[:, None]), axis=1)
@@ -405,13 +440,13 @@ def _shape(x2, y2, xy):
     rho = 1.0 / 12.0
     x2, y2 = x2.copy(), y2.copy()
     for _ in range(1000):
-        thin = np.abs(x2 * y2 - xy ** 2) < rho ** 2
+        thin = np.abs(x2 * y2 - xy**2) < rho**2
         if not thin.any():
             break
         x2 = np.where(thin, x2 + np.where(x2 >= 0, rho, -rho), x2)
         y2 = np.where(thin, y2 + np.where(y2 >= 0, rho, -rho), y2)
     tr = (x2 + y2) / 2
-    disc = np.sqrt(((x2 - y2) / 2) ** 2 + xy ** 2)
+    disc = np.sqrt(((x2 - y2) / 2) ** 2 + xy**2)
     l1, l2 = np.abs(tr + disc), np.abs(tr - disc)
     big, small = np.maximum(l1, l2), np.minimum(l1, l2)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -450,13 +485,13 @@ class _Asymmetry:
         self.m = m = int(np.ceil(2 * shift)) + 2
         pad = b + m
         canvas = np.zeros((n, h + 2 * pad, w + 2 * pad), np.float32)
-        canvas[:, pad:pad + h, pad:pad + w] = images
+        canvas[:, pad : pad + h, pad : pad + w] = images
         self.ox = np.rint(xc0).astype(int) - half
         self.oy = np.rint(yc0).astype(int) - half
         rows = np.arange(n)
         view = sliding_window_view(canvas, (b + 2 * m, b + 2 * m), axis=(1, 2))
         source = view[rows, self.oy - m + pad, self.ox - m + pad]
-        self.crop = source[:, m:m + b, m:m + b].copy()
+        self.crop = source[:, m : m + b, m : m + b].copy()
         self.abscrop = np.abs(self.crop)
         self.blocks = sliding_window_view(source[:, ::-1, ::-1], (b, b), axis=(1, 2))
         self.j = np.arange(b, dtype=np.float32)
@@ -470,8 +505,9 @@ class _Asymmetry:
         dx0 = np.clip(b + m - 1 - kx, 1, 2 * m)
         dy0 = np.clip(b + m - 1 - ky, 1, 2 * m)
         blk = self.blocks
-        rot = ((1 - fy) * ((1 - fx) * blk[rows, dy0, dx0] + fx * blk[rows, dy0, dx0 - 1])
-               + fy * ((1 - fx) * blk[rows, dy0 - 1, dx0] + fx * blk[rows, dy0 - 1, dx0 - 1]))
+        rot = (1 - fy) * ((1 - fx) * blk[rows, dy0, dx0] + fx * blk[rows, dy0, dx0 - 1]) + fy * (
+            (1 - fx) * blk[rows, dy0 - 1, dx0] + fx * blk[rows, dy0 - 1, dx0 - 1]
+        )
         dx = self.j[None, None, :] - (xc - self.ox).astype(np.float32)[:, None, None]
         dy = self.j[None, :, None] - (yc - self.oy).astype(np.float32)[:, None, None]
         wgt = _aperture_weight(dx, dy, self.radius)
@@ -483,8 +519,15 @@ class _Asymmetry:
         return np.where(np.isfinite(value), value, np.inf)
 
 
-def asymmetry(images, xc0, yc0, radius, sky, shift=3.0,
-              steps=((0.5, 3), (0.25, 2), (0.125, 2), (0.0625, 2), (0.03125, 2))):
+def asymmetry(
+    images,
+    xc0,
+    yc0,
+    radius,
+    sky,
+    shift=3.0,
+    steps=((0.5, 3), (0.25, 2), (0.125, 2), (0.0625, 2), (0.03125, 2)),
+):
     """Minimum asymmetry near (xc0, yc0) by a vectorised compass search.
 
     Returns (A, xc, yc, at_edge): at_edge when the centre hit the ``shift`` limit.
@@ -497,9 +540,15 @@ def asymmetry(images, xc0, yc0, radius, sky, shift=3.0,
     moves = ((1, 0), (-1, 0), (0, 1), (0, -1))
     for step, tries in steps:
         for _ in range(tries):
-            vals = np.stack([fn(np.clip(x + step * mx, xc0 - shift, xc0 + shift),
-                                np.clip(y + step * my, yc0 - shift, yc0 + shift))
-                             for mx, my in moves])
+            vals = np.stack(
+                [
+                    fn(
+                        np.clip(x + step * mx, xc0 - shift, xc0 + shift),
+                        np.clip(y + step * my, yc0 - shift, yc0 + shift),
+                    )
+                    for mx, my in moves
+                ]
+            )
             k = vals.argmin(axis=0)
             better = vals[k, np.arange(len(x))] < best
             if not better.any():
@@ -571,8 +620,12 @@ def measure(images, segmap=None, nsigma=1.5):
     ok = (area > 0) & (m0 > 0)
     flags[~ok] |= FLAGS["no_source"]
     flags[ok & (area < 5)] |= FLAGS["small"]
-    edge = seg[:, 0].any(axis=1) | seg[:, -1].any(axis=1) | seg[:, :, 0].any(axis=1) | \
-        seg[:, :, -1].any(axis=1)
+    edge = (
+        seg[:, 0].any(axis=1)
+        | seg[:, -1].any(axis=1)
+        | seg[:, :, 0].any(axis=1)
+        | seg[:, :, -1].any(axis=1)
+    )
     flags[edge] |= FLAGS["edge"]
     if not ok.any():
         return out
@@ -607,8 +660,9 @@ def _measure_ok(images, seg, segimg, m0, x, y):
     pair = bkg & bkg[:, ::-1, ::-1]
     flip = images[:, ::-1, ::-1]
     npair = pair.sum(axis=(1, 2))
-    sky_asym = np.where(npair > 0, (np.abs(images - flip) * pair).sum(axis=(1, 2))
-                        / np.maximum(npair, 1), 0.0)
+    sky_asym = np.where(
+        npair > 0, (np.abs(images - flip) * pair).sum(axis=(1, 2)) / np.maximum(npair, 1), 0.0
+    )
 
     asym, xa, ya, at_edge = asymmetry(images, xc, yc, 1.5 * rp0, sky_asym)
     drift = np.hypot(xa - xc, ya - yc) > 0.25 * rp0
@@ -636,8 +690,9 @@ def _measure_ok(images, seg, segimg, m0, x, y):
     diff = np.maximum(images - smooth, 0)
     dxa = x[None] - xa[:, None, None]
     dya = y[None] - ya[:, None, None]
-    ring = (_aperture_weight(dxa, dya, (1.5 * rp)[:, None, None])
-            - _aperture_weight(dxa, dya, (0.25 * rp)[:, None, None]))
+    ring = _aperture_weight(dxa, dya, (1.5 * rp)[:, None, None]) - _aperture_weight(
+        dxa, dya, (0.25 * rp)[:, None, None]
+    )
     ann_flux = (ring * images).sum(axis=(1, 2))
     ann_diff = (ring * diff).sum(axis=(1, 2))
     ann_area = ring.sum(axis=(1, 2))
@@ -669,10 +724,26 @@ def _measure_ok(images, seg, segimg, m0, x, y):
     gini[gbad] = np.nan
     m20[gbad] = np.nan
 
-    return {"xc": xc, "yc": yc, "xc_asym": xa, "yc_asym": ya, "flux": flux, "gini": gini,
-            "m20": m20, "concentration": conc, "asymmetry": asym, "smoothness": smooth_s,
-            "r20": r20, "r50": r50, "r80": r80, "rpetro": rp, "rpetro_ellip": rpe,
-            "ellipticity": ellip, "orientation": theta, "flags": flags}
+    return {
+        "xc": xc,
+        "yc": yc,
+        "xc_asym": xa,
+        "yc_asym": ya,
+        "flux": flux,
+        "gini": gini,
+        "m20": m20,
+        "concentration": conc,
+        "asymmetry": asym,
+        "smoothness": smooth_s,
+        "r20": r20,
+        "r50": r50,
+        "r80": r80,
+        "rpetro": rp,
+        "rpetro_ellip": rpe,
+        "ellipticity": ellip,
+        "orientation": theta,
+        "flags": flags,
+    }
 
 
 def _gini_m20(images, gseg, x, y):
@@ -717,8 +788,9 @@ def measure_statmorph(images, segmap=None, nsigma=1.5):
     try:
         import statmorph
     except ImportError:
-        raise GalError("--engine statmorph needs the package 'statmorph': "
-                       "pip install statmorph") from None
+        raise GalError(
+            "--engine statmorph needs the package 'statmorph': pip install statmorph"
+        ) from None
     images = np.asarray(images, dtype=np.float64)
     if images.ndim == 4:
         images = images[..., 0]
@@ -726,12 +798,25 @@ def measure_statmorph(images, segmap=None, nsigma=1.5):
     seg, sigma = segment(np.where(np.isfinite(images), images, 0.0), nsigma)
     if segmap is not None:
         seg = np.asarray(segmap).astype(bool)
-    names = {"xc": "xc_centroid", "yc": "yc_centroid", "xc_asym": "xc_asymmetry",
-             "yc_asym": "yc_asymmetry", "flux": "flux_circ", "gini": "gini", "m20": "m20",
-             "concentration": "concentration", "asymmetry": "asymmetry",
-             "smoothness": "smoothness", "r20": "r20", "r50": "r50", "r80": "r80",
-             "rpetro": "rpetro_circ", "rpetro_ellip": "rpetro_ellip",
-             "ellipticity": "ellipticity_asymmetry", "orientation": "orientation_asymmetry"}
+    names = {
+        "xc": "xc_centroid",
+        "yc": "yc_centroid",
+        "xc_asym": "xc_asymmetry",
+        "yc_asym": "yc_asymmetry",
+        "flux": "flux_circ",
+        "gini": "gini",
+        "m20": "m20",
+        "concentration": "concentration",
+        "asymmetry": "asymmetry",
+        "smoothness": "smoothness",
+        "r20": "r20",
+        "r50": "r50",
+        "r80": "r80",
+        "rpetro": "rpetro_circ",
+        "rpetro_ellip": "rpetro_ellip",
+        "ellipticity": "ellipticity_asymmetry",
+        "orientation": "orientation_asymmetry",
+    }
     out = {c: np.full(n, np.nan) for c in COLUMNS}
     out["area"] = seg.sum(axis=(1, 2)).astype(np.float64)
     out["flags"] = np.zeros(n, np.int64)
@@ -743,8 +828,7 @@ def measure_statmorph(images, segmap=None, nsigma=1.5):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                m = statmorph.source_morphology(images[i], seg[i].astype(int),
-                                                weightmap=weight)[0]
+                m = statmorph.source_morphology(images[i], seg[i].astype(int), weightmap=weight)[0]
             except Exception:  # statmorph fails in many ways on odd stamps
                 out["flags"][i] = FLAGS["no_source"]
                 continue
@@ -769,7 +853,7 @@ class MorphAccumulator:
         x = np.asarray(images)[..., self.band]
         fn = measure_statmorph if self.engine == "statmorph" else measure
         for start in range(0, len(x), SUBCHUNK):  # bounds the float64 work arrays
-            self.parts.append(fn(x[start:start + SUBCHUNK], nsigma=self.nsigma))
+            self.parts.append(fn(x[start : start + SUBCHUNK], nsigma=self.nsigma))
 
     def result(self):
         if not self.parts:
@@ -794,14 +878,18 @@ class Morphology:
         from galtools.metrics.distances import spread
 
         good = res["flags"] & ~(FLAGS["edge"] | FLAGS["nonfinite"]) == 0
-        out = {"n": int(len(res["flags"])), "n_good": int(good.sum()),
-               "flag_counts": {k: int(((res["flags"] & bit) > 0).sum())
-                               for k, bit in FLAGS.items()}, "properties": {}}
+        out = {
+            "n": int(len(res["flags"])),
+            "n_good": int(good.sum()),
+            "flag_counts": {k: int(((res["flags"] & bit) > 0).sum()) for k, bit in FLAGS.items()},
+            "properties": {},
+        }
         for prop in PROPERTIES:
             s = spread(res[prop][good]) if good.any() else None
-            out["properties"][prop] = {k: (float(v) if s else None)
-                                       for k, v in (s or dict.fromkeys(
-                                           ("mean", "std", "p16", "median", "p84"))).items()}
+            out["properties"][prop] = {
+                k: (float(v) if s else None)
+                for k, v in (s or dict.fromkeys(("mean", "std", "p16", "median", "p84"))).items()
+            }
         return out
 
     def compare(self, a, b, settings, bands):
@@ -810,8 +898,10 @@ class Morphology:
         ga = a["flags"] & ~(FLAGS["edge"] | FLAGS["nonfinite"]) == 0
         gb = b["flags"] & ~(FLAGS["edge"] | FLAGS["nonfinite"]) == 0
         w = {p: wasserstein_1d(a[p][ga], b[p][gb]) for p in PROPERTIES}
-        return {"distance": "1-D Wasserstein per property (galaxies without failure flags)",
-                "wasserstein": {k: (None if np.isnan(v) else v) for k, v in w.items()}}
+        return {
+            "distance": "1-D Wasserstein per property (galaxies without failure flags)",
+            "wasserstein": {k: (None if np.isnan(v) else v) for k, v in w.items()},
+        }
 
     def plot(self, results, names, bands, directory):
         from galtools.metrics.plots import morphology_plot

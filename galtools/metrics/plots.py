@@ -26,7 +26,7 @@ def power_plots(results, names, bands, directory):
             logp = np.log10(np.maximum(res["spectra"][:, k], 1e-30))
             r = np.arange(logp.shape[1])
             lo, mid, hi = np.percentile(logp, [16, 50, 84], axis=0)
-            line, = ax.plot(r, logp.mean(axis=0), label=name)
+            (line,) = ax.plot(r, logp.mean(axis=0), label=name)
             ax.fill_between(r, lo, hi, color=line.get_color(), alpha=0.25)
         ax.set_xlabel("radius (frequency pixels)")
         ax.set_ylabel("log10 power")
@@ -45,10 +45,8 @@ def power_plots(results, names, bands, directory):
         handles = []
         for i, (res, name) in enumerate(zip(results, names)):
             img = np.log10(np.maximum(res["mean2d"][k], 1e-30))
-            cs = ax.contour(img, levels=8, linestyles=styles[i % 3],
-                            colors=f"C{i}", linewidths=1)
-            handles.append(plt.Line2D([], [], color=f"C{i}", linestyle=styles[i % 3],
-                                      label=name))
+            cs = ax.contour(img, levels=8, linestyles=styles[i % 3], colors=f"C{i}", linewidths=1)
+            handles.append(plt.Line2D([], [], color=f"C{i}", linestyle=styles[i % 3], label=name))
             del cs
         ax.set_aspect("equal")
         ax.set_title(f"mean log10 2-D power, band {band}")

@@ -102,8 +102,12 @@ class PowerAccumulator:
         if self.n == 0:
             raise GalError("no finite images for the power spectrum")
         spectra = np.concatenate(self.spectra)
-        return {"spectra": spectra, "mean2d": self.engine.full(self.sum2d / self.n),
-                "shape": (self.engine.h, self.engine.w), "skipped_nonfinite": self.skipped}
+        return {
+            "spectra": spectra,
+            "mean2d": self.engine.full(self.sum2d / self.n),
+            "shape": (self.engine.h, self.engine.w),
+            "skipped_nonfinite": self.skipped,
+        }
 
 
 def _log(p):
@@ -127,15 +131,21 @@ class Power:
     def summary(self, res, bands):
         from galtools.metrics.distances import spread
 
-        out = {"n": int(len(res["spectra"])), "skipped_nonfinite": res["skipped_nonfinite"],
-               "radius": list(range(res["spectra"].shape[-1])), "bands": {}}
+        out = {
+            "n": int(len(res["spectra"])),
+            "skipped_nonfinite": res["skipped_nonfinite"],
+            "radius": list(range(res["spectra"].shape[-1])),
+            "bands": {},
+        }
         for k, band in enumerate(bands):
             p = res["spectra"][:, k]
             s = spread(_log(p))
             out["bands"][band] = {
                 "mean": p.mean(axis=0).tolist(),
-                "log10_mean": s["mean"].tolist(), "log10_std": s["std"].tolist(),
-                "log10_p16": s["p16"].tolist(), "log10_p84": s["p84"].tolist(),
+                "log10_mean": s["mean"].tolist(),
+                "log10_std": s["std"].tolist(),
+                "log10_p16": s["p16"].tolist(),
+                "log10_p84": s["p84"].tolist(),
             }
         return out
 
@@ -151,8 +161,9 @@ class Power:
         for k, band in enumerate(bands):
             w = wasserstein_columns(_log(a["spectra"][:, k]), _log(b["spectra"][:, k]))
             out["bands"][band] = {"wasserstein": w.tolist(), "mean_wasserstein": float(w.mean())}
-        out["mean_wasserstein"] = float(np.mean(
-            [v["mean_wasserstein"] for v in out["bands"].values()]))
+        out["mean_wasserstein"] = float(
+            np.mean([v["mean_wasserstein"] for v in out["bands"].values()])
+        )
         return out
 
     def plot(self, results, names, bands, directory):

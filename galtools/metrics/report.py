@@ -36,14 +36,17 @@ def resolve_band(text, bands_a, bands_b=None):
     if text is None:
         return None
     for bands in filter(None, (bands_a, bands_b)):
-        if text not in bands and not (text.lstrip("-").isdigit()
-                                      and -len(bands) <= int(text) < len(bands)):
+        if text not in bands and not (
+            text.lstrip("-").isdigit() and -len(bands) <= int(text) < len(bands)
+        ):
             raise GalError(f"unknown band '{text}' (bands: {', '.join(bands)})")
     if text in bands_a and (bands_b is None or text in bands_b):
         idx_a = list(bands_a).index(text)
         if bands_b is not None and list(bands_b).index(text) != idx_a:
-            raise GalError(f"band '{text}' is channel {idx_a} in one set and "
-                           f"{list(bands_b).index(text)} in the other")
+            raise GalError(
+                f"band '{text}' is channel {idx_a} in one set and "
+                f"{list(bands_b).index(text)} in the other"
+            )
         return idx_a
     return int(text) % len(bands_a)
 
@@ -100,15 +103,28 @@ def _morph_band(settings, info):
     return settings
 
 
-def compare_sets(paths, names, metric_names, *, features="inception-2015", protocol=None,
-                 cache=None, chunk_size=None, **kw):
+def compare_sets(
+    paths,
+    names,
+    metric_names,
+    *,
+    features="inception-2015",
+    protocol=None,
+    cache=None,
+    chunk_size=None,
+    **kw,
+):
     """Report (dict) comparing two sets with the metrics named (no files written)."""
     info = [_open_info(p) for p in paths]
     settings = _settings(kw, info)
     metrics = [load_metric(n) for n in metric_names]
-    report = {"sets": {n: {"path": str(p), "n": i["n"], "image_shape": list(i["shape"]),
-                           "bands": i["bands"]} for n, p, i in zip(names, paths, info)},
-              "metrics": {}}
+    report = {
+        "sets": {
+            n: {"path": str(p), "n": i["n"], "image_shape": list(i["shape"]), "bands": i["bands"]}
+            for n, p, i in zip(names, paths, info)
+        },
+        "metrics": {},
+    }
     feature_metrics = [m for m in metrics if m.kind == "features"]
     image_metrics = [m for m in metrics if m.kind == "images"]
     if feature_metrics:
@@ -119,13 +135,21 @@ def compare_sets(paths, names, metric_names, *, features="inception-2015", proto
             report["metrics"][m.name] = out
     results = {}
     if image_metrics:
-        if settings.get("band_index") is None and info[0]["shape"][-1] != info[1]["shape"][-1] \
-                and any(m.name != "morph" for m in image_metrics):
-            raise GalError(f"the sets have {info[0]['shape'][-1]} and {info[1]['shape'][-1]} "
-                           "bands: choose one with --band")
+        if (
+            settings.get("band_index") is None
+            and info[0]["shape"][-1] != info[1]["shape"][-1]
+            and any(m.name != "morph" for m in image_metrics)
+        ):
+            raise GalError(
+                f"the sets have {info[0]['shape'][-1]} and {info[1]['shape'][-1]} "
+                "bands: choose one with --band"
+            )
         for name, path in zip(names, paths):
-            s = _morph_band(settings, info) if any(m.name == "morph" for m in image_metrics) \
+            s = (
+                _morph_band(settings, info)
+                if any(m.name == "morph" for m in image_metrics)
                 else settings
+            )
             results[name] = _measure_split(path, image_metrics, settings, s, chunk_size, name)
         for m in image_metrics:
             s = _morph_band(settings, info) if m.name == "morph" else settings
@@ -159,8 +183,10 @@ def _features(paths, names, info, spec, protocol_text, cache, chunk_size):
     extractor = load_extractor(spec)
     proto = protomod.parse(protocol_text or extractor.default_protocol)
     if extractor.input == "rgb" and proto.raw:
-        raise GalError(f"feature extractor '{spec}' takes RGB images; protocol "
-                       f"'{proto.name}' keeps the stored bands")
+        raise GalError(
+            f"feature extractor '{spec}' takes RGB images; protocol "
+            f"'{proto.name}' keeps the stored bands"
+        )
     if proto.raw and not proto.size and info[0]["shape"] != info[1]["shape"]:
         raise GalError(
             f"the sets' images differ ({'×'.join(map(str, info[0]['shape']))} vs "
@@ -169,12 +195,16 @@ def _features(paths, names, info, spec, protocol_text, cache, chunk_size):
         )
     feats, skipped = [], {}
     for name, path in zip(names, paths):
-        f, meta = file_features(path, extractor, proto, cache=cache, chunk_size=chunk_size,
-                                desc=f"{name}: features")
+        f, meta = file_features(
+            path, extractor, proto, cache=cache, chunk_size=chunk_size, desc=f"{name}: features"
+        )
         feats.append(f)
         skipped[name] = meta["skipped_nonfinite"]
-    meta = {"features": extractor.describe(), "protocol": proto.to_dict(),
-            "skipped_nonfinite": skipped}
+    meta = {
+        "features": extractor.describe(),
+        "protocol": proto.to_dict(),
+        "skipped_nonfinite": skipped,
+    }
     return feats, meta
 
 
@@ -231,8 +261,7 @@ class PlotDir:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def run_compare(real, other, output, metric_names, plots=None, overwrite=False, history=None,
-                **kw):
+def run_compare(real, other, output, metric_names, plots=None, overwrite=False, history=None, **kw):
     """Compare two files and write the JSON report (and plots); returns the report."""
     from galtools.arrayfile import check_output
 
@@ -263,8 +292,9 @@ def run_compare(real, other, output, metric_names, plots=None, overwrite=False, 
     return report
 
 
-def run_table(path, output, metric_names, overwrite=False, history=None, shard=None,
-              chunk_size=None, **kw):
+def run_table(
+    path, output, metric_names, overwrite=False, history=None, shard=None, chunk_size=None, **kw
+):
     """One set: per-galaxy rows (.h5/.csv) or per-set summaries (.json)."""
     from galtools.arrayfile import AtomicPath, open_galaxies
 
@@ -288,13 +318,23 @@ def run_table(path, output, metric_names, overwrite=False, history=None, shard=N
             s = dict(settings)
             results.update(_measure(path, plain, s, chunk_size, start, stop))
         if any(m.name == "morph" for m in metrics):
-            results.update(_measure(path, [m for m in metrics if m.name == "morph"],
-                                    morph_settings, chunk_size, start, stop))
+            results.update(
+                _measure(
+                    path,
+                    [m for m in metrics if m.name == "morph"],
+                    morph_settings,
+                    chunk_size,
+                    start,
+                    stop,
+                )
+            )
         with open_galaxies(path) as reader:
             ids = reader.ids()[start:stop]
         if kind == ".json":
-            out = {"set": {"path": str(path), "n": stop - start, "bands": info[0]["bands"]},
-                   "metrics": {}}
+            out = {
+                "set": {"path": str(path), "n": stop - start, "bands": info[0]["bands"]},
+                "metrics": {},
+            }
             for m in metrics:
                 s = morph_settings if m.name == "morph" else settings
                 out["metrics"][m.name] = m.summary(results[m.name], _band_names(info, s))
@@ -307,8 +347,12 @@ def run_table(path, output, metric_names, overwrite=False, history=None, shard=N
             for m in metrics:
                 s = morph_settings if m.name == "morph" else settings
                 columns.update(m.table(results[m.name], _band_names(info, s)))
-            meta = {"source": str(path), "rows": [start, stop], "history": [history] if
-                    history else [], "metrics": list(metric_names)}
+            meta = {
+                "source": str(path),
+                "rows": [start, stop],
+                "history": [history] if history else [],
+                "metrics": list(metric_names),
+            }
             if "morph" in metric_names:
                 from galtools.metrics.morphology import FLAGS
 
@@ -329,8 +373,9 @@ def _write_h5(path, ids, columns, meta):
     import h5py
 
     with h5py.File(path, "w") as f:
-        f.create_dataset("ids", data=np.asarray(ids).astype(str).astype(object),
-                         dtype=h5py.string_dtype())
+        f.create_dataset(
+            "ids", data=np.asarray(ids).astype(str).astype(object), dtype=h5py.string_dtype()
+        )
         for name, value in columns.items():
             f.create_dataset(name, data=np.asarray(value))
         f.attrs["meta"] = json.dumps(_jsonable(meta))

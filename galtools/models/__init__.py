@@ -100,6 +100,7 @@ def quiet_tensorflow():
         saved = os.dup(2)
     except (OSError, ValueError):  # no real stderr (embedded use): import as is
         import keras  # noqa: F401
+
         return
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)

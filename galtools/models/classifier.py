@@ -27,8 +27,10 @@ def parse_head(text):
                 raise GalError(f"--head: write dropout as dropout:0.3, got '{token}'")
             out.append(f"dropout:{m.group(1)}")
         else:
-            raise GalError(f"--head: '{token}' is neither a width nor one of "
-                           f"{', '.join(sorted(ACTIVATIONS))}, dropout:P")
+            raise GalError(
+                f"--head: '{token}' is neither a width nor one of "
+                f"{', '.join(sorted(ACTIVATIONS))}, dropout:P"
+            )
     return out
 
 
@@ -56,8 +58,12 @@ class CNNClassifier(ModelSpec):
         if min(h, w) < 2 ** min(pools, 1):
             raise GalError(f"cnn-classifier needs images of at least 2×2 pixels, got {h}×{w}")
         per_image = (options.get("normalize") or "per-image") == "per-image"
-        return {"backbone": backbone, "head": head, "per_image": per_image,
-                "weight_decay": float(options.get("weight_decay") or 1e-4)}
+        return {
+            "backbone": backbone,
+            "head": head,
+            "per_image": per_image,
+            "weight_decay": float(options.get("weight_decay") or 1e-4),
+        }
 
     def build(self, config):
         import keras

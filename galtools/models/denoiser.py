@@ -25,18 +25,23 @@ class ResNetDenoiser(ModelSpec):
         z = normalise(inp, config["norm"], name="norm")
         x = keras.layers.Conv2D(f, k, padding="same", activation="relu", name="stem")(z)
         for b in range(1, mc["blocks"] + 1):
-            y = keras.layers.Conv2D(f, k, padding="same", activation="relu",
-                                    name=f"res{b}_conv1")(x)
+            y = keras.layers.Conv2D(f, k, padding="same", activation="relu", name=f"res{b}_conv1")(
+                x
+            )
             y = keras.layers.Conv2D(f, k, padding="same", name=f"res{b}_conv2")(y)
             x = keras.layers.Add(name=f"res{b}_add")([x, y])
-            x = keras.layers.Activation("relu", name="features" if b == mc["blocks"]
-                                        else f"res{b}_relu")(x)
+            x = keras.layers.Activation(
+                "relu", name="features" if b == mc["blocks"] else f"res{b}_relu"
+            )(x)
         d = keras.layers.Conv2D(bands, k, padding="same", name="residual")(x)
         out = keras.layers.Add(name="clean")([z, d])
         out = denormalise(out, config["norm"], name="output")
         model = keras.Model(inp, out, name="resnet_denoiser")
-        model.compile(optimizer=keras.optimizers.Adam(config["training"]["lr"]), loss="mse",
-                      metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
+        model.compile(
+            optimizer=keras.optimizers.Adam(config["training"]["lr"]),
+            loss="mse",
+            metrics=[keras.metrics.MeanAbsoluteError(name="mae")],
+        )
         return model
 
 

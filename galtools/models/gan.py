@@ -32,8 +32,9 @@ def build_generator(config):
     x = keras.layers.LeakyReLU(0.2, name="g_act0")(x)
     x = keras.layers.Reshape((sh, sw, 4 * ch), name="g_reshape")(x)
     for i, f in enumerate((2 * ch, ch), 1):
-        x = keras.layers.Conv2DTranspose(f, 4, strides=2, padding="same", use_bias=False,
-                                         name=f"g_up{i}")(x)
+        x = keras.layers.Conv2DTranspose(
+            f, 4, strides=2, padding="same", use_bias=False, name=f"g_up{i}"
+        )(x)
         x = keras.layers.BatchNormalization(name=f"g_bn{i}")(x)
         x = keras.layers.LeakyReLU(0.2, name=f"g_act{i}")(x)
     x = keras.layers.Conv2D(c, 3, padding="same", activation="tanh", name="g_out")(x)
@@ -65,8 +66,9 @@ def build_discriminator(config):
         out["score"] = keras.layers.Dense(1, activation="tanh", name="score")(x)
         out["label"] = keras.layers.Dense(1, name="label")(x)
     if mc["conditions"]:
-        out["conditions"] = keras.layers.Dense(len(mc["conditions"]), activation="tanh",
-                                               name="conditions")(x)
+        out["conditions"] = keras.layers.Dense(
+            len(mc["conditions"]), activation="tanh", name="conditions"
+        )(x)
     return keras.Model(inp, out, name="discriminator")
 
 
@@ -100,10 +102,15 @@ def make_gan_class():
             return self.discriminator(x, training=training)
 
         def checkpoint_variables(self):
-            return (list(self.generator.weights) + list(self.discriminator.weights)
-                    + list(self.g_opt.variables) + list(self.d_opt.variables)
-                    + list(self.noise.state if isinstance(self.noise.state, list)
-                           else [self.noise.state]))
+            return (
+                list(self.generator.weights)
+                + list(self.discriminator.weights)
+                + list(self.g_opt.variables)
+                + list(self.d_opt.variables)
+                + list(
+                    self.noise.state if isinstance(self.noise.state, list) else [self.noise.state]
+                )
+            )
 
         def _fake(self, n, y, training):
             z = keras.random.normal((n, self.latent_dim), seed=self.noise)
@@ -163,15 +170,24 @@ class GANSpec(ModelSpec):
             raise GalError("cgan needs --condition COL[,COL...] (continuous label columns)")
         if self.mode != "cgan" and conditions:
             raise GalError(f"--condition is only for cgan, not {self.name}")
-        return {"mode": self.mode, "latent_dim": LATENT, "width": int(options.get("width") or 32),
-                "conditions": conditions}
+        return {
+            "mode": self.mode,
+            "latent_dim": LATENT,
+            "width": int(options.get("width") or 32),
+            "conditions": conditions,
+        }
 
     def build(self, config):
         import keras
 
         lr = config["training"]["lr"]
-        gan = make_gan_class()(build_generator(config), build_discriminator(config),
-                               self.mode, seed=config["training"]["seed"], name=self.name)
+        gan = make_gan_class()(
+            build_generator(config),
+            build_discriminator(config),
+            self.mode,
+            seed=config["training"]["seed"],
+            name=self.name,
+        )
         gan.compile(keras.optimizers.Adam(lr, beta_1=0.5), keras.optimizers.Adam(lr, beta_1=0.5))
         return gan
 
@@ -183,8 +199,12 @@ class GANSpec(ModelSpec):
 
 
 dcgan = GANSpec("dcgan", "dcgan", "unconditional DCGAN for H×W×C stamps")
-twoinone = GANSpec("twoinone", "twoinone",
-                   "GAN whose discriminator also regresses --target and classifies "
-                   "--real-column (real vs corrupted); generator pushed to high scores")
-cgan = GANSpec("cgan", "cgan", "GAN conditioned on --condition columns, which the "
-               "discriminator also predicts")
+twoinone = GANSpec(
+    "twoinone",
+    "twoinone",
+    "GAN whose discriminator also regresses --target and classifies "
+    "--real-column (real vs corrupted); generator pushed to high scores",
+)
+cgan = GANSpec(
+    "cgan", "cgan", "GAN conditioned on --condition columns, which the discriminator also predicts"
+)

@@ -28,7 +28,7 @@ def histograms(images, edges):
     for b in range(bands):
         idx = np.searchsorted(edges[b], pixels[:, :, b], side="right") + offsets
         counts = np.bincount(idx.ravel(), minlength=n * bins).reshape(n, bins)
-        out[:, b * bins:(b + 1) * bins] = counts / pixels.shape[1]
+        out[:, b * bins : (b + 1) * bins] = counts / pixels.shape[1]
     return out
 
 
@@ -54,8 +54,7 @@ class RidgeHistogram(ModelSpec):
     description = "ridge regression on per-image pixel histograms (numpy, α by K-fold CV)"
 
     def configure(self, options, info):
-        return {"bins": int(options.get("bins") or 32), "folds": 5,
-                "alphas": ALPHAS.tolist()}
+        return {"bins": int(options.get("bins") or 32), "folds": 5, "alphas": ALPHAS.tolist()}
 
     def fit(self, chunks, config, run_dir):
         """``chunks``: iterable of (images, y) over the data (one pass).  Writes weights.npz."""
@@ -70,8 +69,9 @@ class RidgeHistogram(ModelSpec):
             h = histograms(x, edges)
             d = h.shape[1]
             if stats is None:
-                stats = [[np.zeros((d, d)), np.zeros(d), 0.0, np.zeros(d), 0.0, 0]
-                         for _ in range(folds)]
+                stats = [
+                    [np.zeros((d, d)), np.zeros(d), 0.0, np.zeros(d), 0.0, 0] for _ in range(folds)
+                ]
             fold = rng.integers(0, folds, len(y))
             y = np.asarray(y, np.float64).reshape(-1)
             for k in range(folds):
@@ -105,11 +105,23 @@ class RidgeHistogram(ModelSpec):
         w, b = solve(total[0], total[1], total[3], total[4], total[5], alpha)
         path = os.path.join(run_dir, "weights.npz")
         tmp = path + ".tmp.npz"
-        np.savez(tmp, edges=edges, w=w, b=np.float64(b), alpha=np.float64(alpha),
-                 alphas=np.asarray(mc["alphas"]), cv_rmse=np.asarray(cv))
+        np.savez(
+            tmp,
+            edges=edges,
+            w=w,
+            b=np.float64(b),
+            alpha=np.float64(alpha),
+            alphas=np.asarray(mc["alphas"]),
+            cv_rmse=np.asarray(cv),
+        )
         os.replace(tmp, path)
-        return {"alpha": alpha, "cv_rmse": cv, "alphas": mc["alphas"], "n": int(total[5]),
-                "train_rmse": float(np.sqrt(max(sse(total, w, b), 0) / total[5]))}
+        return {
+            "alpha": alpha,
+            "cv_rmse": cv,
+            "alphas": mc["alphas"],
+            "n": int(total[5]),
+            "train_rmse": float(np.sqrt(max(sse(total, w, b), 0) / total[5])),
+        }
 
     @staticmethod
     def _weights(run):

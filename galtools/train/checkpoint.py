@@ -21,8 +21,9 @@ def listing(directory):
     """Checkpoint paths, newest (highest step) first."""
     if not os.path.isdir(directory):
         return []
-    found = [(int(m.group(1)), name) for name in os.listdir(directory)
-             if (m := PATTERN.match(name))]
+    found = [
+        (int(m.group(1)), name) for name in os.listdir(directory) if (m := PATTERN.match(name))
+    ]
     return [os.path.join(directory, name) for _, name in sorted(found, reverse=True)]
 
 
@@ -78,13 +79,17 @@ def restore(directory, variables):
             arrays, state = read(path, variables)
         except ValueError as exc:
             nxt = paths[i + 1] if i + 1 < len(paths) else None
-            say(f"checkpoint {path} is corrupt ({exc}); "
-                + (f"falling back to {os.path.basename(nxt)}" if nxt else "no older one"))
+            say(
+                f"checkpoint {path} is corrupt ({exc}); "
+                + (f"falling back to {os.path.basename(nxt)}" if nxt else "no older one")
+            )
             continue
         for v, a in zip(variables, arrays):
             v.assign(a)
         return state
     if paths:
-        raise GalError(f"{directory}: no usable checkpoint (all {len(paths)} corrupt); "
-                       "use --restart to start over")
+        raise GalError(
+            f"{directory}: no usable checkpoint (all {len(paths)} corrupt); "
+            "use --restart to start over"
+        )
     return None

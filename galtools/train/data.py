@@ -81,14 +81,24 @@ def survey(paths, what="DATA"):
                 labels, classes = list(reader.label_names), dict(reader.classes)
                 targets = reader.has_targets
             elif reader.image_shape != shape:
-                raise InputError(path, f"images are {_shape(reader.image_shape)} but "
-                                 f"{first.path} has {_shape(shape)}")
+                raise InputError(
+                    path,
+                    f"images are {_shape(reader.image_shape)} but {first.path} has {_shape(shape)}",
+                )
             else:
                 labels = [x for x in labels if x in reader.label_names]
                 targets = targets and reader.has_targets
             sizes.append(reader.n)
-    return DataInfo(list(map(str, paths)), sizes, tuple(shape), np.dtype(dtype), list(bands),
-                    labels, classes, targets)
+    return DataInfo(
+        list(map(str, paths)),
+        sizes,
+        tuple(shape),
+        np.dtype(dtype),
+        list(bands),
+        labels,
+        classes,
+        targets,
+    )
 
 
 def _shape(shape):
@@ -175,8 +185,9 @@ def xy(batch, config, path="?"):
             try:
                 ys.append(np.array([lookup[v] for v in value.tolist()], np.int32))
             except KeyError as exc:
-                raise InputError(path, f"column '{col['name']}' has class {exc} unseen in "
-                                 "training") from None
+                raise InputError(
+                    path, f"column '{col['name']}' has class {exc} unseen in training"
+                ) from None
         elif kind == "binary":
             v = np.asarray(value).astype(np.float32)
             if not np.isin(v, (0.0, 1.0)).all():
@@ -226,7 +237,7 @@ def segment_batches(n, batch_size, chunk, rng, start=0):
             perm = np.resize(perm, count * batch_size)  # wrap: every batch is full
         for b in range(count):
             if step >= start:
-                yield (lo, hi), perm[b * batch_size:(b + 1) * batch_size]
+                yield (lo, hi), perm[b * batch_size : (b + 1) * batch_size]
             step += 1
 
 
@@ -294,8 +305,9 @@ class Plan:
                 acc += steps
                 continue
             rng = np.random.default_rng([self.seed, p, i, e])
-            for rows, order in segment_batches(self.info.sizes[i], self.batch_size, self.chunk,
-                                               rng, start=max(0, start - acc)):
+            for rows, order in segment_batches(
+                self.info.sizes[i], self.batch_size, self.chunk, rng, start=max(0, start - acc)
+            ):
                 yield self.info.paths[i], rows, order, seg
             acc += steps
 

@@ -31,8 +31,17 @@ from galtools.train.data import (
 
 PREEMPTED = 75  # EX_TEMPFAIL from sysexits.h: "try again later"
 RUN_FORMAT = "galtools-run"
-RUN_FILES = ("config.json", "model.keras", "discriminator.keras", "weights.npz", "metrics.json",
-             "curves.png", "train.log", "checkpoints", "samples")
+RUN_FILES = (
+    "config.json",
+    "model.keras",
+    "discriminator.keras",
+    "weights.npz",
+    "metrics.json",
+    "curves.png",
+    "train.log",
+    "checkpoints",
+    "samples",
+)
 
 
 class Preempted(GalError):
@@ -105,8 +114,10 @@ def _columns(task, spec, opts, info):
     paths = info.paths
     if task in ("regression", "classification") or spec.name == "twoinone":
         if not target:
-            raise GalError(f"--target COL is needed for {spec.name} "
-                           f"(label columns: {', '.join(info.label_names) or 'none'})")
+            raise GalError(
+                f"--target COL is needed for {spec.name} "
+                f"(label columns: {', '.join(info.label_names) or 'none'})"
+            )
     if task == "regression":
         lo, hi = column_range(paths, target)
         if opts.get("target_range"):
@@ -122,15 +133,18 @@ def _columns(task, spec, opts, info):
             if names and len(names) < k:
                 names = None
             if min(values) < 0 or max(values) >= k:
-                raise GalError(f"--target {target}: class values {min(values)}..{max(values)} "
-                               f"do not fit {k} classes")
+                raise GalError(
+                    f"--target {target}: class values {min(values)}..{max(values)} "
+                    f"do not fit {k} classes"
+                )
             values = list(range(k))
             names = list(names[:k]) if names else [str(v) for v in values]
         else:
             names = [str(v) for v in values]
             if opts.get("classes") and opts["classes"] != len(values):
-                raise GalError(f"--classes {opts['classes']} but column '{target}' holds "
-                               f"{len(values)} classes")
+                raise GalError(
+                    f"--classes {opts['classes']} but column '{target}' holds {len(values)} classes"
+                )
         if len(values) < 2:
             raise GalError(f"--target {target}: a classifier needs at least 2 classes")
         return [{"name": target, "kind": "class", "values": values}], names
@@ -161,10 +175,13 @@ def new_config(spec, opts, info, training, history):
     info.extra["conditions"] = list(opts.get("conditions") or [])
     norm = image_norm(info.paths[0], "range" if task == "gan" else "std")
     config = {
-        "format": RUN_FORMAT, "version": 1,
-        "model": spec.name, "task": task,
-        "target": opts.get("target") if task in ("regression", "classification")
-        or spec.name == "twoinone" else None,
+        "format": RUN_FORMAT,
+        "version": 1,
+        "model": spec.name,
+        "task": task,
+        "target": opts.get("target")
+        if task in ("regression", "classification") or spec.name == "twoinone"
+        else None,
         "class_names": class_names,
         "conditions": list(opts.get("conditions") or []),
         "columns": columns,
@@ -184,17 +201,20 @@ RESUME_KEYS = ("data", "batch_size", "seed", "mix", "alpha", "freeze_until")
 
 def _check_resume(config, spec, training, info, run_dir):
     if config["model"] != spec.name:
-        raise GalError(f"{run_dir}: holds a '{config['model']}' run, not '{spec.name}' "
-                       "(use --restart to replace it, or another -o)")
+        raise GalError(
+            f"{run_dir}: holds a '{config['model']}' run, not '{spec.name}' "
+            "(use --restart to replace it, or another -o)"
+        )
     old = config["training"]
     for key in RESUME_KEYS:
         if old.get(key) != training.get(key):
-            raise GalError(f"{run_dir}: was trained with {key}={old.get(key)!r}, now "
-                           f"{training.get(key)!r} (use --restart to start over)")
+            raise GalError(
+                f"{run_dir}: was trained with {key}={old.get(key)!r}, now "
+                f"{training.get(key)!r} (use --restart to start over)"
+            )
     shape = config["input_shape"]
     if shape is not None and tuple(shape) != tuple(info.image_shape):
-        raise GalError(f"{run_dir}: model takes images {tuple(shape)}, data has "
-                       f"{info.image_shape}")
+        raise GalError(f"{run_dir}: model takes images {tuple(shape)}, data has {info.image_shape}")
 
 
 def prepare_run(run_dir, spec, opts, info, training, history, restart):
@@ -204,13 +224,14 @@ def prepare_run(run_dir, spec, opts, info, training, history, restart):
         raise GalError(f"{run_dir}: exists and is not a run directory")
     if os.path.isdir(run_dir) and os.listdir(run_dir):
         if not os.path.exists(cfg_path):
-            raise GalError(f"{run_dir}: directory exists and is not a run (no config.json); "
-                           "refusing to write into it")
+            raise GalError(
+                f"{run_dir}: directory exists and is not a run (no config.json); "
+                "refusing to write into it"
+            )
         config = _read_config(run_dir)  # only ever continue or wipe a real run
         if not restart:
             _check_resume(config, spec, training, info, run_dir)
-            config["training"].update(
-                {k: v for k, v in training.items() if k not in RESUME_KEYS})
+            config["training"].update({k: v for k, v in training.items() if k not in RESUME_KEYS})
             if history:
                 config.setdefault("history", []).append(history)
             report.write_json(cfg_path, config)
@@ -233,9 +254,27 @@ def prepare_run(run_dir, spec, opts, info, training, history, restart):
 # ---------------------------------------------------------------------------------- training
 
 
-def train(data, run_dir, model, opts=None, val=None, mix=None, alpha=0.5, passes=1, epochs=1,
-          batch_size=32, lr=1e-3, seed=0, restart=False, keep=3, checkpoint_every=0,
-          log_every=10, patience=None, distribute="none", history=None):
+def train(
+    data,
+    run_dir,
+    model,
+    opts=None,
+    val=None,
+    mix=None,
+    alpha=0.5,
+    passes=1,
+    epochs=1,
+    batch_size=32,
+    lr=1e-3,
+    seed=0,
+    restart=False,
+    keep=3,
+    checkpoint_every=0,
+    log_every=10,
+    patience=None,
+    distribute="none",
+    history=None,
+):
     """Train model ``model`` on DATA files into ``run_dir``; return the final metrics dict.
 
     ``opts``: model options (target, target_range, classes, conditions, real_column, arch,
@@ -250,21 +289,29 @@ def train(data, run_dir, model, opts=None, val=None, mix=None, alpha=0.5, passes
     info = survey(data)
     if mix is not None and not 0 <= alpha < 1:
         raise GalError(f"--alpha must be in [0, 1), got {alpha}")
-    training = {"data": data, "val": val, "mix": mix, "alpha": alpha if mix else 0.0,
-                "passes": passes, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-                "seed": seed, "keep": keep, "init_from": opts.get("init_from"),
-                "freeze_until": opts.get("freeze_until")}
+    training = {
+        "data": data,
+        "val": val,
+        "mix": mix,
+        "alpha": alpha if mix else 0.0,
+        "passes": passes,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "keep": keep,
+        "init_from": opts.get("init_from"),
+        "freeze_until": opts.get("freeze_until"),
+    }
     mix_info = None
     if mix:
         mix_info = survey([mix], "--mix")
         if mix_info.image_shape != info.image_shape:
-            raise InputError(mix, f"images are {mix_info.image_shape}, DATA has "
-                             f"{info.image_shape}")
+            raise InputError(mix, f"images are {mix_info.image_shape}, DATA has {info.image_shape}")
     if val:
         val_info = survey([val], "--val")
         if val_info.image_shape != info.image_shape and spec.task != "denoise":
-            raise InputError(val, f"images are {val_info.image_shape}, DATA has "
-                             f"{info.image_shape}")
+            raise InputError(val, f"images are {val_info.image_shape}, DATA has {info.image_shape}")
     created = not os.path.exists(run_dir)
     try:
         config, resuming = prepare_run(run_dir, spec, opts, info, training, history, restart)
@@ -273,12 +320,27 @@ def train(data, run_dir, model, opts=None, val=None, mix=None, alpha=0.5, passes
             survey_cols(extra, needed, config)
         if getattr(spec, "kind", "keras") == "closed-form":
             return _fit_closed_form(spec, config, run_dir, info, val)
-        return _train_keras(spec, config, run_dir, info, mix_info, val, resuming, opts,
-                            checkpoint_every, log_every, patience, distribute)
+        return _train_keras(
+            spec,
+            config,
+            run_dir,
+            info,
+            mix_info,
+            val,
+            resuming,
+            opts,
+            checkpoint_every,
+            log_every,
+            patience,
+            distribute,
+        )
     except BaseException:
         # a run that this call created and that has nothing worth keeping goes away
-        if created and os.path.isdir(run_dir) and not checkpoint.listing(
-                os.path.join(run_dir, "checkpoints")):
+        if (
+            created
+            and os.path.isdir(run_dir)
+            and not checkpoint.listing(os.path.join(run_dir, "checkpoints"))
+        ):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
@@ -289,8 +351,11 @@ def survey_cols(path, needed, config):
     with open_galaxies(path) as reader:
         missing = [c for c in needed if c not in reader.label_names]
         if missing:
-            raise InputError(path, f"no label column '{missing[0]}' (label columns: "
-                             f"{', '.join(reader.label_names) or 'none'})")
+            raise InputError(
+                path,
+                f"no label column '{missing[0]}' (label columns: "
+                f"{', '.join(reader.label_names) or 'none'})",
+            )
         if config["task"] == "denoise" and not reader.has_targets:
             raise InputError(path, "has no 'targets' (clean images)")
 
@@ -310,8 +375,15 @@ def _fit_closed_form(spec, config, run_dir, info, val):
     t0 = time.time()
     report.log(run_dir, f"fit {spec.name} on {info.n} images")
     result = spec.fit(_chunks(info, config, 256), config, run_dir)
-    metrics = {"model": spec.name, "task": config["task"], "status": "finished",
-               "n_train": info.n, "wall": time.time() - t0, "fit": result, "evals": []}
+    metrics = {
+        "model": spec.name,
+        "task": config["task"],
+        "status": "finished",
+        "n_train": info.n,
+        "wall": time.time() - t0,
+        "fit": result,
+        "evals": [],
+    }
     if val:
         from galtools.runs import load_run
 
@@ -319,8 +391,7 @@ def _fit_closed_form(spec, config, run_dir, info, val):
     report.write_json(os.path.join(run_dir, "metrics.json"), metrics)
     _plot_cv(os.path.join(run_dir, "curves.png"), result)
     report.log(run_dir, f"done: alpha={result['alpha']:.3g} cv_rmse={min(result['cv_rmse']):.4g}")
-    say(f"{spec.name}: α={result['alpha']:.3g}, CV RMSE {min(result['cv_rmse']):.4g} "
-        f"→ {run_dir}")
+    say(f"{spec.name}: α={result['alpha']:.3g}, CV RMSE {min(result['cv_rmse']):.4g} → {run_dir}")
     return metrics
 
 
@@ -353,8 +424,11 @@ def evaluate_run(run, val_path, batch_size=256):
         preds, truth = [], []
         for _, batch in reader.chunks(batch_size * 8, fields):
             preds.append(run.predict(batch["images"], batch_size))
-            truth.append(batch["targets"] if run.task == "denoise"
-                         else batch[run.config["columns"][0]["name"]])
+            truth.append(
+                batch["targets"]
+                if run.task == "denoise"
+                else batch[run.config["columns"][0]["name"]]
+            )
     return metrics_of(run.config, np.concatenate(preds), np.concatenate(truth))
 
 
@@ -362,16 +436,18 @@ def metrics_of(config, pred, truth):
     task = config["task"]
     if task == "regression":
         err = np.asarray(pred, np.float64) - np.asarray(truth, np.float64)
-        return {"val_rmse": float(np.sqrt(np.mean(err ** 2))),
-                "val_mae": float(np.mean(np.abs(err)))}
+        return {"val_rmse": float(np.sqrt(np.mean(err**2))), "val_mae": float(np.mean(np.abs(err)))}
     if task == "classification":
         values = config["columns"][0]["values"]
         lookup = {v: i for i, v in enumerate(values)}
         y = np.array([lookup.get(v, -1) for v in np.asarray(truth).tolist()])
         order = np.argsort(-pred, axis=1)
-        out = {"val_top1": float(np.mean(order[:, 0] == y)),
-               "val_loss": float(-np.mean(np.log(np.clip(
-                   pred[np.arange(len(y)), np.clip(y, 0, None)], 1e-7, 1))))}
+        out = {
+            "val_top1": float(np.mean(order[:, 0] == y)),
+            "val_loss": float(
+                -np.mean(np.log(np.clip(pred[np.arange(len(y)), np.clip(y, 0, None)], 1e-7, 1)))
+            ),
+        }
         if pred.shape[1] > 3:
             out["val_top3"] = float(np.mean((order[:, :3] == y[:, None]).any(axis=1)))
         return out
@@ -409,19 +485,33 @@ def _init_from(model, source, freeze_until):
         say(f"initialised {copied} layers from {source}")
     if freeze_until:
         if freeze_until not in names:
-            raise GalError(f"--freeze-until: no layer '{freeze_until}' (layers: "
-                           f"{', '.join(names)})")
+            raise GalError(
+                f"--freeze-until: no layer '{freeze_until}' (layers: {', '.join(names)})"
+            )
         for layer in model.layers[: names.index(freeze_until) + 1]:
             layer.trainable = False
 
 
-def _train_keras(spec, config, run_dir, info, mix_info, val, resuming, opts, checkpoint_every,
-                 log_every, patience, distribute):
+def _train_keras(
+    spec,
+    config,
+    run_dir,
+    info,
+    mix_info,
+    val,
+    resuming,
+    opts,
+    checkpoint_every,
+    log_every,
+    patience,
+    distribute,
+):
     import keras
 
     tr = config["training"]
-    plan = Plan(info, tr["batch_size"], tr["passes"], tr["epochs"], tr["seed"], mix_info,
-                tr["alpha"])
+    plan = Plan(
+        info, tr["batch_size"], tr["passes"], tr["epochs"], tr["seed"], mix_info, tr["alpha"]
+    )
     ckpt_dir = os.path.join(run_dir, "checkpoints")
     metrics_path = os.path.join(run_dir, "metrics.json")
     keras.utils.set_random_seed(tr["seed"])
@@ -434,8 +524,13 @@ def _train_keras(spec, config, run_dir, info, mix_info, val, resuming, opts, che
         state = checkpoint.restore(ckpt_dir, variables) if resuming else None
     start = state["step"] if state else 0
     metrics = _load_metrics(metrics_path, start) if state else {}
-    metrics.update(model=spec.name, task=config["task"], total_steps=plan.total,
-                   batch_size=tr["batch_size"], status="running")
+    metrics.update(
+        model=spec.name,
+        task=config["task"],
+        total_steps=plan.total,
+        batch_size=tr["batch_size"],
+        status="running",
+    )
     for key in ("steps", "evals", "passes"):
         metrics.setdefault(key, [])
     patience = patience if patience is not None else getattr(spec, "patience", None)
@@ -444,8 +539,10 @@ def _train_keras(spec, config, run_dir, info, mix_info, val, resuming, opts, che
     _set_lr(model, lr)
     wall0 = (state or {}).get("wall", 0.0)
     if start >= plan.total:
-        say(f"{run_dir}: already trained {start} of {plan.total} steps (more --passes to go "
-            "on, --restart to start over)")
+        say(
+            f"{run_dir}: already trained {start} of {plan.total} steps (more --passes to go "
+            "on, --restart to start over)"
+        )
         spec.save(model, run_dir)
         return metrics
     if start:
@@ -461,8 +558,9 @@ def _train_keras(spec, config, run_dir, info, mix_info, val, resuming, opts, che
         return wall0 + time.time() - t_start
 
     def save_ckpt(step):
-        checkpoint.save(ckpt_dir, step, variables,
-                        {"lr": lr, "plateau": plateau, "wall": wall()}, tr["keep"])
+        checkpoint.save(
+            ckpt_dir, step, variables, {"lr": lr, "plateau": plateau, "wall": wall()}, tr["keep"]
+        )
         metrics["step"] = step
         report.write_json(metrics_path, metrics)
 
@@ -484,23 +582,35 @@ def _train_keras(spec, config, run_dir, info, mix_info, val, resuming, opts, che
                 seg_end = ends.get(done)
                 if done % log_every == 0 or seg_end or done == plan.total:
                     now = time.time()
-                    rec = {"step": done, "batch_file": path, "wall": round(wall(), 3),
-                           "cpu_s": round(time.process_time() - cpu_start, 3),
-                           "images_per_s": round(n_acc * bs / max(now - t_rec, 1e-9), 2),
-                           "main_batches": counts[0], "mix_batches": counts[1], "lr": lr}
+                    rec = {
+                        "step": done,
+                        "batch_file": path,
+                        "wall": round(wall(), 3),
+                        "cpu_s": round(time.process_time() - cpu_start, 3),
+                        "images_per_s": round(n_acc * bs / max(now - t_rec, 1e-9), 2),
+                        "main_batches": counts[0],
+                        "mix_batches": counts[1],
+                        "lr": lr,
+                    }
                     if seg is not None:
                         rec.update({"pass": seg[0], "file": seg[1], "epoch": seg[2]})
                     rec.update({k: v / n_acc for k, v in acc.items()})
                     metrics["steps"].append(rec)
                     if not np.isfinite(rec.get("loss", 0.0)):
-                        raise GalError(f"loss became {rec['loss']} at step {done} "
-                                       "(try a smaller --lr)")
+                        raise GalError(
+                            f"loss became {rec['loss']} at step {done} (try a smaller --lr)"
+                        )
                     detail(f"step {done}/{plan.total} loss {rec.get('loss', float('nan')):.4g}")
                     report.log(run_dir, f"step {done} loss {rec.get('loss', float('nan')):.5g}")
                     acc, n_acc, counts, t_rec = {}, 0, [0, 0], time.time()
                 if seg_end:
-                    ev = {"step": done, "pass": seg_end[0], "file": seg_end[1],
-                          "epoch": seg_end[2], "wall": round(wall(), 3)}
+                    ev = {
+                        "step": done,
+                        "pass": seg_end[0],
+                        "file": seg_end[1],
+                        "epoch": seg_end[2],
+                        "wall": round(wall(), 3),
+                    }
                     if val:
                         ev.update(_validate(model, config, val, bs))
                     metrics["evals"].append(ev)
@@ -510,9 +620,12 @@ def _train_keras(spec, config, run_dir, info, mix_info, val, resuming, opts, che
                         metrics["passes"].append({"pass": p, "step": done, "wall": ev["wall"]})
                         _samples(model, config, run_dir, p)
                         spec.save(model, run_dir)
-                        say(f"pass {p + 1}/{tr['passes']} done (step {done}/{plan.total})"
-                            + "".join(f", {k} {v:.4g}" for k, v in ev.items()
-                                      if k.startswith("val_")))
+                        say(
+                            f"pass {p + 1}/{tr['passes']} done (step {done}/{plan.total})"
+                            + "".join(
+                                f", {k} {v:.4g}" for k, v in ev.items() if k.startswith("val_")
+                            )
+                        )
                     save_ckpt(done)
                 elif checkpoint_every and done % checkpoint_every == 0:
                     save_ckpt(done)
@@ -522,9 +635,11 @@ def _train_keras(spec, config, run_dir, info, mix_info, val, resuming, opts, che
                     report.write_json(metrics_path, metrics)
                     name = signal.Signals(flag.signum).name
                     report.log(run_dir, f"{name}: checkpoint at step {done}; exit {PREEMPTED}")
-                    raise Preempted(f"{name} at step {done}/{plan.total}: checkpoint saved in "
-                                    f"{run_dir}; run the same command to continue "
-                                    f"(exit {PREEMPTED})")
+                    raise Preempted(
+                        f"{name} at step {done}/{plan.total}: checkpoint saved in "
+                        f"{run_dir}; run the same command to continue "
+                        f"(exit {PREEMPTED})"
+                    )
     finally:
         producer.close()
         bar.close()
@@ -551,8 +666,11 @@ def _strategy(distribute):
 
 
 def _set_lr(model, lr):
-    for opt in (getattr(model, "g_opt", None), getattr(model, "d_opt", None),
-                getattr(model, "optimizer", None)):
+    for opt in (
+        getattr(model, "g_opt", None),
+        getattr(model, "d_opt", None),
+        getattr(model, "optimizer", None),
+    ):
         if opt is not None and hasattr(opt, "learning_rate"):
             opt.learning_rate = lr
 
@@ -592,9 +710,10 @@ def _validate(model, config, val, batch_size):
         for _, batch in reader.chunks(batch_size * 8, fields_needed(config)):
             x, _ = xy(batch, config, val)
             for s in range(0, len(x), batch_size):
-                preds.append(np.asarray(model.predict_on_batch(x[s:s + batch_size])))
-            truth.append(batch["targets"] if task == "denoise"
-                         else batch[config["columns"][0]["name"]])
+                preds.append(np.asarray(model.predict_on_batch(x[s : s + batch_size])))
+            truth.append(
+                batch["targets"] if task == "denoise" else batch[config["columns"][0]["name"]]
+            )
     pred = np.concatenate(preds)
     if task == "regression":
         pred = from_unit(pred[:, 0], config["columns"][0])
@@ -611,8 +730,10 @@ def _samples(model, config, run_dir, p):
     z = rng.normal(size=(16, config["model_config"]["latent_dim"])).astype(np.float32)
     cond = None
     if config["model_config"]["conditions"]:
-        cond = np.tile(np.linspace(-1, 1, 4, dtype=np.float32)[:, None],
-                       (4, len(config["model_config"]["conditions"])))
+        cond = np.tile(
+            np.linspace(-1, 1, 4, dtype=np.float32)[:, None],
+            (4, len(config["model_config"]["conditions"])),
+        )
     images = model.sample(z, cond)
     os.makedirs(os.path.join(run_dir, "samples"), exist_ok=True)
     save_montage(os.path.join(run_dir, "samples", f"pass-{p + 1:03d}.png"), images, columns=4)

@@ -35,10 +35,20 @@ def plot_curves(path, metrics):
 
     steps = metrics.get("steps", [])
     evals = [e for e in metrics.get("evals", []) if len(e) > 4]
-    skip = {"step", "pass", "file", "epoch", "batch_file", "wall", "images_per_s",
-            "main_batches", "mix_batches", "lr", "cpu_s"}
-    fig, axes = plt.subplots(1, 2 if evals else 1, figsize=(11 if evals else 6, 4),
-                             squeeze=False)
+    skip = {
+        "step",
+        "pass",
+        "file",
+        "epoch",
+        "batch_file",
+        "wall",
+        "images_per_s",
+        "main_batches",
+        "mix_batches",
+        "lr",
+        "cpu_s",
+    }
+    fig, axes = plt.subplots(1, 2 if evals else 1, figsize=(11 if evals else 6, 4), squeeze=False)
     ax = axes[0, 0]
     keys = sorted({k for r in steps for k in r if k not in skip})
     for k in keys:

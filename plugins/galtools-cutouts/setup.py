@@ -9,7 +9,13 @@ setup(
     license="BSD-3-Clause",
     python_requires=">=3.9",
     packages=find_packages(include=["galtools_cutouts", "galtools_cutouts.*"]),
-    install_requires=["galtools", "photutils>=1.13", "scikit-image>=0.19", "astropy>=5.0",
-                      "numpy>=1.23", "pillow>=9.0"],
+    install_requires=[
+        "galtools",
+        "photutils>=1.13",
+        "scikit-image>=0.19",
+        "astropy>=5.0",
+        "numpy>=1.23",
+        "pillow>=9.0",
+    ],
     entry_points={"galtools.commands": ["cutouts = galtools_cutouts.command:cutouts"]},
 )

@@ -29,9 +29,28 @@ import time
 import h5py
 import numpy as np
 
-OPS = ["--hflip", "0.5", "--vflip", "0.5", "--rot90", "1", "--rotate", "0:360",
-       "--scale", "0.9:1.1", "--shift", "2", "--blur", "0:1@0.3", "--brightness", "0.9:1.1",
-       "--gamma", "0.9:1.1", "--noise", "0:0.05"]
+OPS = [
+    "--hflip",
+    "0.5",
+    "--vflip",
+    "0.5",
+    "--rot90",
+    "1",
+    "--rotate",
+    "0:360",
+    "--scale",
+    "0.9:1.1",
+    "--shift",
+    "2",
+    "--blur",
+    "0:1@0.3",
+    "--brightness",
+    "0.9:1.1",
+    "--gamma",
+    "0.9:1.1",
+    "--noise",
+    "0:0.05",
+]
 
 NAIVE = r"""
 import sys
@@ -102,8 +121,11 @@ def make_file(path, n, seed=0, chunk=2000):
             disc = np.exp(-np.hypot(xx, yy / np.maximum(q, 0.15)) / 8)
             img = disc[..., None] * rng.uniform(0.5, 1, (m, 1, 1, 3))
             img = img + rng.normal(0, 0.02, img.shape)
-            w.append(images=img.astype("f4"), inclination=inc,
-                     ids=np.array([f"g{start + k}" for k in range(m)]))
+            w.append(
+                images=img.astype("f4"),
+                inclination=inc,
+                ids=np.array([f"g{start + k}" for k in range(m)]),
+            )
 
 
 def cpu_of_children():
@@ -135,12 +157,33 @@ def main():
     try:
         src = os.path.join(tmp, "src.h5")
         make_file(src, args.n)
-        naive_cmd = [sys.executable, "-c", NAIVE, src, os.path.join(tmp, "naive.h5"),
-                     str(args.per_bin)]
-        fast_cmd = galprep + [
-            "augment", src, "-o", os.path.join(tmp, "fast.h5"), "--uniform",
-            "inclination", "--bins", "45:90:5", "--per-bin", str(args.per_bin), "-q", "-j",
-            str(args.jobs)] + OPS
+        naive_cmd = [
+            sys.executable,
+            "-c",
+            NAIVE,
+            src,
+            os.path.join(tmp, "naive.h5"),
+            str(args.per_bin),
+        ]
+        fast_cmd = (
+            galprep
+            + [
+                "augment",
+                src,
+                "-o",
+                os.path.join(tmp, "fast.h5"),
+                "--uniform",
+                "inclination",
+                "--bins",
+                "45:90:5",
+                "--per-bin",
+                str(args.per_bin),
+                "-q",
+                "-j",
+                str(args.jobs),
+            ]
+            + OPS
+        )
         naive_runs, fast_runs = [], []
         for _ in range(args.repeat):
             for name in ("naive.h5", "fast.h5"):  # both write a new file every time
@@ -153,12 +196,16 @@ def main():
             counts, _ = np.histogram(f["inclination"][...], np.arange(45, 91, 5))
         assert counts.tolist() == [args.per_bin] * 9, counts
         total = 9 * args.per_bin
-        print(f"augment {args.n} stamps 64x64x3 -> 9 bins x {args.per_bin} = {total}, "
-              f"{len(OPS) // 2} ops; best of {args.repeat}")
+        print(
+            f"augment {args.n} stamps 64x64x3 -> 9 bins x {args.per_bin} = {total}, "
+            f"{len(OPS) // 2} ops; best of {args.repeat}"
+        )
         print(f"  per-image loop     : {t_naive:7.2f} s wall, {c_naive:7.2f} s CPU")
         print(f"  galprep augment -j{args.jobs}: {t_fast:7.2f} s wall, {c_fast:7.2f} s CPU")
-        print(f"  speed-up           : {t_naive / t_fast:7.1f}x wall, {c_naive / c_fast:5.1f}x CPU"
-              "  (goal >= 10x)")
+        print(
+            f"  speed-up           : {t_naive / t_fast:7.1f}x wall, {c_naive / c_fast:5.1f}x CPU"
+            "  (goal >= 10x)"
+        )
         if args.no_memory:
             return
         m = args.memory_n
@@ -166,10 +213,27 @@ def main():
         for count in (m, 10 * m):
             path = os.path.join(tmp, f"mem{count}.h5")
             make_file(path, count, seed=count)
-            secs, out = timed([sys.executable, PEAK, "augment", path, "-o",
-                               os.path.join(tmp, f"mem{count}-out.h5"), "--hflip", "0.5",
-                               "--rot90", "1", "--rotate", "0:360", "--noise", "0:0.05", "-q",
-                               "-j", str(args.jobs)])
+            secs, out = timed(
+                [
+                    sys.executable,
+                    PEAK,
+                    "augment",
+                    path,
+                    "-o",
+                    os.path.join(tmp, f"mem{count}-out.h5"),
+                    "--hflip",
+                    "0.5",
+                    "--rot90",
+                    "1",
+                    "--rotate",
+                    "0:360",
+                    "--noise",
+                    "0:0.05",
+                    "-q",
+                    "-j",
+                    str(args.jobs),
+                ]
+            )
             self_kb, child_kb, code = out.split()[-3:]
             if code != "0":
                 sys.exit(f"augment failed on {count} images")

@@ -34,8 +34,9 @@ def main(n=256, size=64, bands=3):
         out = np.empty_like(images[:m])
         for k in range(m):
             for b in range(bands):
-                out[k, :, :, b] = nd_convolve(images[k, :, :, b], kernels[::-1, ::-1, b],
-                                              mode="constant")
+                out[k, :, :, b] = nd_convolve(
+                    images[k, :, :, b], kernels[::-1, ::-1, b], mode="constant"
+                )
         return out
 
     def per_image_fft():
@@ -60,8 +61,10 @@ def main(n=256, size=64, bands=3):
 
     t_seeded, _ = timed(lambda: add_noise(images, 0, seed=1, sigma=0.1))
     t_one, _ = timed(lambda: images + np.random.default_rng(1).normal(0, 0.1, images.shape))
-    print(f"Gaussian noise, per-image seeds (chunk-size independent) {t_seeded * 1e3:.1f} ms vs "
-          f"one generator {t_one * 1e3:.1f} ms (ratio {t_seeded / t_one:.2f})")
+    print(
+        f"Gaussian noise, per-image seeds (chunk-size independent) {t_seeded * 1e3:.1f} ms vs "
+        f"one generator {t_one * 1e3:.1f} ms (ratio {t_seeded / t_one:.2f})"
+    )
 
 
 if __name__ == "__main__":

@@ -51,8 +51,21 @@ def main():
         from tests.tinyruns import tiny_data
 
         out = os.path.join(tempfile.mkdtemp(prefix="bench-features-"), "run")
-        res = run_galprep("train-batch", tiny_data(), "-o", out, "--model", "cnn-classifier",
-                          "--target", "kind", "--backbone", "8,8", "--head", "16,relu", "-q")
+        res = run_galprep(
+            "train-batch",
+            tiny_data(),
+            "-o",
+            out,
+            "--model",
+            "cnn-classifier",
+            "--target",
+            "kind",
+            "--backbone",
+            "8,8",
+            "--head",
+            "16,relu",
+            "-q",
+        )
         if res.code == 0:
             ext = load_extractor(f"run:{out}")
             x = population(max(args.n, 512), 8, bands=3)

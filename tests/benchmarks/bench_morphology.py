@@ -27,9 +27,16 @@ def simulate(n, size, seed=0):
     rng = np.random.default_rng(seed)
     out = np.empty((n, size, size))
     for i in range(n):
-        img = sersic(size, rng.uniform(2, 6), rng.uniform(0.7, 4), ellip=rng.uniform(0, 0.5),
-                     angle=rng.uniform(0, np.pi), flux=rng.uniform(1e3, 1e4),
-                     center=(size - 1) / 2 + rng.uniform(-1, 1, 2), oversample=3)
+        img = sersic(
+            size,
+            rng.uniform(2, 6),
+            rng.uniform(0.7, 4),
+            ellip=rng.uniform(0, 0.5),
+            angle=rng.uniform(0, np.pi),
+            flux=rng.uniform(1e3, 1e4),
+            center=(size - 1) / 2 + rng.uniform(-1, 1, 2),
+            oversample=3,
+        )
         out[i] = ndimage.gaussian_filter(img, 1.5 / 2.355) + rng.normal(0, 1, (size, size))
     return out
 
@@ -49,7 +56,7 @@ def main():
     measure(images[:4], segmap=seg[:4])  # warm up imports
     t = time.perf_counter()
     for start in range(0, args.n, 256):
-        measure(images[start:start + 256], segmap=seg[start:start + 256])
+        measure(images[start : start + 256], segmap=seg[start : start + 256])
     ours = (time.perf_counter() - t) / args.n
     t = time.perf_counter()
     m = args.statmorph_n
@@ -57,13 +64,16 @@ def main():
         warnings.simplefilter("ignore")
         for i in range(m):
             # statmorph measures everything when the source is built (lazy props aside)
-            morph = statmorph.source_morphology(images[i], seg[i].astype(int),
-                                                weightmap=np.ones_like(images[i]))[0]
+            morph = statmorph.source_morphology(
+                images[i], seg[i].astype(int), weightmap=np.ones_like(images[i])
+            )[0]
             assert morph.asymmetry is not None
     ref = (time.perf_counter() - t) / m
-    print(f"morphology {args.size}×{args.size}: galtools {ours * 1e3:.2f} ms/stamp "
-          f"(N={args.n}), statmorph {ref * 1e3:.1f} ms/stamp (N={m}): "
-          f"{ref / ours:.0f}× faster (goal ≥ 100×)")
+    print(
+        f"morphology {args.size}×{args.size}: galtools {ours * 1e3:.2f} ms/stamp "
+        f"(N={args.n}), statmorph {ref * 1e3:.1f} ms/stamp (N={m}): "
+        f"{ref / ours:.0f}× faster (goal ≥ 100×)"
+    )
 
 
 if __name__ == "__main__":

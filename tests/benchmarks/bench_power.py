@@ -37,15 +37,17 @@ def main():
     engine(images[:16])
     t = time.perf_counter()
     for s in range(0, args.n, 4096):
-        ours = engine(images[s:s + 4096])
+        ours = engine(images[s : s + 4096])
     rate = args.n / (time.perf_counter() - t)
     t = time.perf_counter()
     ref = naive(images[: args.naive_n])
     naive_rate = args.naive_n / (time.perf_counter() - t)
     np.testing.assert_allclose(engine(images[:10])[:, 0], ref[:10], rtol=1e-3)
     del ours
-    print(f"power spectra 64×64: {rate:,.0f} stamps/s batched, {naive_rate:,.0f} stamps/s "
-          f"per-image loop: {rate / naive_rate:.1f}× (goal ≥ 20,000 stamps/s)")
+    print(
+        f"power spectra 64×64: {rate:,.0f} stamps/s batched, {naive_rate:,.0f} stamps/s "
+        f"per-image loop: {rate / naive_rate:.1f}× (goal ≥ 20,000 stamps/s)"
+    )
 
 
 if __name__ == "__main__":

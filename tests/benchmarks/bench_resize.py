@@ -38,7 +38,8 @@ def make_jpegs(folder, n, size=256, seed=0):
         disc = np.exp(-np.hypot(u, v) / rng.uniform(8, 30))
         img = disc[..., None] * rng.uniform(120, 250, 3) + rng.normal(0, 6, (size, size, 3))
         Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(
-            os.path.join(folder, f"pgc{i:06d}_d25x2_rot_gri.jpg"), quality=90)
+            os.path.join(folder, f"pgc{i:06d}_d25x2_rot_gri.jpg"), quality=90
+        )
 
 
 NAIVE = r"""
@@ -95,19 +96,35 @@ def main():
             naive(folder, os.path.join(tmp, "naive"))
 
         def run_galprep(jobs):
-            return lambda: galprep("resize", folder, "-o", os.path.join(tmp, "fast.h5"),
-                                   "--size", "64", "-j", str(jobs), "-q", "--overwrite")
+            return lambda: galprep(
+                "resize",
+                folder,
+                "-o",
+                os.path.join(tmp, "fast.h5"),
+                "--size",
+                "64",
+                "-j",
+                str(jobs),
+                "-q",
+                "--overwrite",
+            )
 
         t_naive = best(run_naive)
         t_one = best(run_galprep(1))
         t_two = best(run_galprep(2))
-        print(f"resize {args.n} JPEGs 256x256 -> 64x64 (best of {args.repeat}, each a "
-              "separate process, start-up included)")
+        print(
+            f"resize {args.n} JPEGs 256x256 -> 64x64 (best of {args.repeat}, each a "
+            "separate process, start-up included)"
+        )
         print(f"  per-image PIL loop : {t_naive:7.2f} s  ({args.n / t_naive:7.0f} img/s)")
-        print(f"  galprep resize -j1 : {t_one:7.2f} s  ({args.n / t_one:7.0f} img/s)"
-              f"  {t_naive / t_one:5.1f}x")
-        print(f"  galprep resize -j2 : {t_two:7.2f} s  ({args.n / t_two:7.0f} img/s)"
-              f"  {t_naive / t_two:5.1f}x  (goal >= 4x on 2 cores)")
+        print(
+            f"  galprep resize -j1 : {t_one:7.2f} s  ({args.n / t_one:7.0f} img/s)"
+            f"  {t_naive / t_one:5.1f}x"
+        )
+        print(
+            f"  galprep resize -j2 : {t_two:7.2f} s  ({args.n / t_two:7.0f} img/s)"
+            f"  {t_naive / t_two:5.1f}x  (goal >= 4x on 2 cores)"
+        )
         if args.no_memory:
             return
         m = args.memory_n
@@ -117,17 +134,21 @@ def main():
             make_jpegs(sub, count, seed=count)
             out = os.path.join(tmp, f"mem{count}.h5")
             t0 = time.perf_counter()
-            _, self_kb, child_kb, _ = galprep("resize", sub, "-o", out, "--size", "64",
-                                              "-j", "2", "-q", peak=True).split()[-4:]
-            peaks[count] = (int(self_kb) / 1024, int(child_kb) / 1024,
-                            time.perf_counter() - t0)
+            _, self_kb, child_kb, _ = galprep(
+                "resize", sub, "-o", out, "--size", "64", "-j", "2", "-q", peak=True
+            ).split()[-4:]
+            peaks[count] = (int(self_kb) / 1024, int(child_kb) / 1024, time.perf_counter() - t0)
             shutil.rmtree(sub)
         decoded = 256 * 256 * 3 / 2**20
-        print(f"peak memory of resize (decoded input {m * decoded:.0f} MB vs "
-              f"{10 * m * decoded:.0f} MB)")
+        print(
+            f"peak memory of resize (decoded input {m * decoded:.0f} MB vs "
+            f"{10 * m * decoded:.0f} MB)"
+        )
         for count, (main_mb, worker_mb, secs) in peaks.items():
-            print(f"  {count:6d} images: main {main_mb:6.0f} MB, worker {worker_mb:6.0f} MB"
-                  f"  ({secs:.1f} s)")
+            print(
+                f"  {count:6d} images: main {main_mb:6.0f} MB, worker {worker_mb:6.0f} MB"
+                f"  ({secs:.1f} s)"
+            )
         ratio = max(peaks[10 * m][:2]) / max(peaks[m][:2])
         print(f"  peak ratio 10x/1x  : {ratio:7.2f}   (goal: flat, ~1)")
     finally:

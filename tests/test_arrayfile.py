@@ -27,7 +27,7 @@ def test_round_trip_chunked(tmp_path, ext):
     path = tmp_path / f"x.{ext}"
     with GalaxyWriter(path, meta) as w:
         for s in range(0, 37, 10):
-            w.append({k: v[s:s + 10] for k, v in batch.items()})
+            w.append({k: v[s : s + 10] for k, v in batch.items()})
     with open_galaxies(path) as r:
         assert r.n == 37 and r.image_shape == (6, 5, 2) and r.dtype == np.float32
         assert r.bands == ["g", "r"] and r.meta["pixel_scale"] == 0.396
@@ -70,8 +70,14 @@ def test_research_npz_without_meta(tmp_path):
 def test_string_and_int_columns_survive(tmp_path):
     for ext in ("h5", "npz"):
         path = tmp_path / f"s.{ext}"
-        write_galaxies(path, {"images": np.zeros((3, 2, 2, 1)), "ids": np.array([7, 8, 9]),
-                              "name": np.array(["NGC 1", "M 31", "ü"])})
+        write_galaxies(
+            path,
+            {
+                "images": np.zeros((3, 2, 2, 1)),
+                "ids": np.array([7, 8, 9]),
+                "name": np.array(["NGC 1", "M 31", "ü"]),
+            },
+        )
         batch, _ = read_galaxies(path)
         assert batch["ids"].tolist() == [7, 8, 9]
         assert batch["name"].tolist() == ["NGC 1", "M 31", "ü"]
@@ -83,14 +89,21 @@ def _h5(path, **datasets):
             f[k] = v
 
 
-@pytest.mark.parametrize("maker,problem", [
-    (lambda p: _h5(p, labels=np.zeros(3)), "no 'images'"),
-    (lambda p: _h5(p, images=np.zeros((3, 4, 4, 1)), inc=np.zeros(2)),
-     "column 'inc' has length 2, expected N=3"),
-    (lambda p: _h5(p, images=np.zeros((3, 4))), "images must be N×H×W×C"),
-    (lambda p: _h5(p, images=np.zeros((3, 4, 4, 1)), targets=np.zeros((3, 4, 4, 2))),
-     "targets shape"),
-])
+@pytest.mark.parametrize(
+    "maker,problem",
+    [
+        (lambda p: _h5(p, labels=np.zeros(3)), "no 'images'"),
+        (
+            lambda p: _h5(p, images=np.zeros((3, 4, 4, 1)), inc=np.zeros(2)),
+            "column 'inc' has length 2, expected N=3",
+        ),
+        (lambda p: _h5(p, images=np.zeros((3, 4))), "images must be N×H×W×C"),
+        (
+            lambda p: _h5(p, images=np.zeros((3, 4, 4, 1)), targets=np.zeros((3, 4, 4, 2))),
+            "targets shape",
+        ),
+    ],
+)
 def test_invalid_h5_files(tmp_path, maker, problem):
     path = tmp_path / "bad.h5"
     maker(path)
@@ -103,8 +116,11 @@ def test_invalid_npz_files(tmp_path):
     np.savez(tmp_path / "noimg.npz", x=np.zeros(3))
     with pytest.raises(InputError, match="no 'images'"):
         open_galaxies(tmp_path / "noimg.npz")
-    np.savez(tmp_path / "obj.npz", images=np.zeros((2, 2, 2, 1)),
-             ids=np.array([{"a": 1}, None], dtype=object))
+    np.savez(
+        tmp_path / "obj.npz",
+        images=np.zeros((2, 2, 2, 1)),
+        ids=np.array([{"a": 1}, None], dtype=object),
+    )
     with pytest.raises(InputError, match="Python objects"):
         open_galaxies(tmp_path / "obj.npz")
     good = tmp_path / "good.npz"
@@ -127,7 +143,7 @@ def test_corrupt_member_is_reported_on_read(tmp_path):
     with zipfile.ZipFile(path) as z:
         info = z.getinfo("images.npy")
     mid = info.header_offset + 30 + len(info.filename) + info.compress_size // 2
-    raw[mid:mid + 40] = bytes(40)
+    raw[mid : mid + 40] = bytes(40)
     (tmp_path / "c2.npz").write_bytes(bytes(raw))
     with pytest.raises(InputError, match="c2.npz"):
         with open_galaxies(tmp_path / "c2.npz") as r:
@@ -162,15 +178,15 @@ def test_chunks_must_agree(tmp_path):
             w.append(make_batch(n=4))
             w.append(make_batch(n=4, labels=("other",)))
     with pytest.raises(ValueError, match="metadata names 3 bands"):
-        write_galaxies(tmp_path / "y.h5", make_batch(n=2, shape=(4, 4, 1)),
-                       new_meta(bands="gri"))
+        write_galaxies(tmp_path / "y.h5", make_batch(n=2, shape=(4, 4, 1)), new_meta(bands="gri"))
     assert os.listdir(tmp_path) == []
 
 
 def test_h5_is_chunked_and_meta_is_json_attribute(tmp_path):
     path = tmp_path / "m.h5"
-    write_galaxies(path, make_batch(n=10, shape=(16, 16, 3)), new_meta(bands="gri"),
-                   compression="gzip")
+    write_galaxies(
+        path, make_batch(n=10, shape=(16, 16, 3)), new_meta(bands="gri"), compression="gzip"
+    )
     with h5py.File(path) as f:
         assert f["images"].chunks[1:] == (16, 16, 3) and f["images"].compression == "gzip"
         meta = json.loads(f.attrs["meta"])

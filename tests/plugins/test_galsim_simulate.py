@@ -18,23 +18,32 @@ def test_renderer_matches_galsim_drawimage(psf):
     """Fourier-space rendering agrees with GalSim's own drawImage to 5e-4 of the peak."""
     r = Renderer(32, 0.25, psf, 3.0, [1.5, 4.0])
     comps = {
-        "obj": np.array([0, 0, 1]), "type": np.array([DISK, SERSIC, POINT]),
-        "n": np.array([0, 4.0, 0]), "hlr": np.array([0.9, 0.3, 0]),
-        "q": np.array([1, 0.6, 1]), "inclination": np.array([1.2, 0, 0]),
-        "theta": np.array([0.7, 0.7, 0]), "dx": np.array([0.3, 0.3, -0.4]),
-        "dy": np.array([-0.2, -0.2, 0.1]), "sed": np.array([[1000.0, 100], [400, 600],
-                                                           [50, 70]]),
+        "obj": np.array([0, 0, 1]),
+        "type": np.array([DISK, SERSIC, POINT]),
+        "n": np.array([0, 4.0, 0]),
+        "hlr": np.array([0.9, 0.3, 0]),
+        "q": np.array([1, 0.6, 1]),
+        "inclination": np.array([1.2, 0, 0]),
+        "theta": np.array([0.7, 0.7, 0]),
+        "dx": np.array([0.3, 0.3, -0.4]),
+        "dy": np.array([-0.2, -0.2, 0.1]),
+        "sed": np.array([[1000.0, 100], [400, 600], [50, 70]]),
     }
     out = r.draw(comps, [0.8, 1.1], 2)
-    psfs = [galsim.Moffat(beta=3.0, fwhm=f) if psf == "moffat" else galsim.Kolmogorov(fwhm=f)
-            for f in (0.8, 1.1)]
+    psfs = [
+        galsim.Moffat(beta=3.0, fwhm=f) if psf == "moffat" else galsim.Kolmogorov(fwhm=f)
+        for f in (0.8, 1.1)
+    ]
     disk = galsim.InclinedExponential(1.2 * galsim.radians, half_light_radius=0.9)
     disk = disk.rotate(0.7 * galsim.radians)
     bulge = galsim.Sersic(4.0, half_light_radius=0.3).shear(q=0.6, beta=0.7 * galsim.radians)
     for band in range(2):
         gal = disk * comps["sed"][0, band] + bulge * comps["sed"][1, band]
-        ref = galsim.Convolve(gal, psfs[0]).drawImage(nx=32, ny=32, scale=0.25,
-                                                      offset=(0.3, -0.2)).array
+        ref = (
+            galsim.Convolve(gal, psfs[0])
+            .drawImage(nx=32, ny=32, scale=0.25, offset=(0.3, -0.2))
+            .array
+        )
         assert np.abs(out[0, ..., band] - ref).max() < 5e-4 * ref.max()
         star = galsim.Convolve(galsim.DeltaFunction(flux=comps["sed"][2, band]), psfs[1])
         ref = star.drawImage(nx=32, ny=32, scale=0.25, offset=(-0.4, 0.1)).array
@@ -43,8 +52,24 @@ def test_renderer_matches_galsim_drawimage(psf):
 
 def test_simulate_file_labels_and_metadata(galprep, tmp_path):
     out = tmp_path / "sim.h5"
-    r = galprep("simulate", "-n", "60", "--size", "32", "--bands", "gri", "--kinds", ALL_KINDS,
-                "--targets", "--seed", "3", "-o", out, "-j", "1")
+    r = galprep(
+        "simulate",
+        "-n",
+        "60",
+        "--size",
+        "32",
+        "--bands",
+        "gri",
+        "--kinds",
+        ALL_KINDS,
+        "--targets",
+        "--seed",
+        "3",
+        "-o",
+        out,
+        "-j",
+        "1",
+    )
     assert r.code == 0, r.stderr
     batch, meta = read_galaxies(out)
     assert batch["images"].shape == (60, 32, 32, 3) and batch["images"].dtype == np.float32
@@ -54,10 +79,22 @@ def test_simulate_file_labels_and_metadata(galprep, tmp_path):
     assert meta["history"][-1]["tool"] == "simulate"
     kinds = np.array(meta["classes"]["kind"])[batch["kind"]]
     assert set(kinds) == {"disk", "elliptical", "merger", "star", "artifact"}
-    np.testing.assert_array_equal(batch["is_galaxy"],
-                                  np.isin(kinds, ["disk", "elliptical", "merger"]))
-    for name in ("inclination", "position_angle", "disk_hlr", "bulge_n", "bulge_fraction",
-                 "flux", "psf_fwhm", "snr", "x_offset", "y_offset", "artifact"):
+    np.testing.assert_array_equal(
+        batch["is_galaxy"], np.isin(kinds, ["disk", "elliptical", "merger"])
+    )
+    for name in (
+        "inclination",
+        "position_angle",
+        "disk_hlr",
+        "bulge_n",
+        "bulge_fraction",
+        "flux",
+        "psf_fwhm",
+        "snr",
+        "x_offset",
+        "y_offset",
+        "artifact",
+    ):
         assert name in batch, name
     disk = kinds == "disk"
     assert np.all((batch["inclination"][disk] >= 0) & (batch["inclination"][disk] <= 90))
@@ -71,9 +108,32 @@ def test_simulate_file_labels_and_metadata(galprep, tmp_path):
 def test_simulated_truth_is_consistent(galprep, tmp_path):
     """Fluxes, noise level and orientation in the pixels agree with the labels."""
     out = tmp_path / "d.h5"
-    r = galprep("simulate", "-n", "40", "--size", "48", "--bands", "r", "--disk-hlr",
-                "0.5:0.8", "--bulge-fraction", "0:0", "--inclination", "70:85", "--sky", "100",
-                "--read-noise", "5", "--flux", "2e4:5e4", "--targets", "--seed", "1", "-o", out)
+    r = galprep(
+        "simulate",
+        "-n",
+        "40",
+        "--size",
+        "48",
+        "--bands",
+        "r",
+        "--disk-hlr",
+        "0.5:0.8",
+        "--bulge-fraction",
+        "0:0",
+        "--inclination",
+        "70:85",
+        "--sky",
+        "100",
+        "--read-noise",
+        "5",
+        "--flux",
+        "2e4:5e4",
+        "--targets",
+        "--seed",
+        "1",
+        "-o",
+        out,
+    )
     assert r.code == 0, r.stderr
     b, _ = read_galaxies(out)
     t, img = b["targets"][..., 0].astype(np.float64), b["images"][..., 0].astype(np.float64)
@@ -139,8 +199,24 @@ def test_simulate_bad_options(galprep, tmp_path):
 
 
 def test_simulate_low_sky_uses_poisson_and_stdout(galprep):
-    r = galprep("simulate", "-n", "3", "--size", "16", "--bands", "gr", "--sky", "2",
-                "--read-noise", "0", "--flux", "10:20", "--targets", "-o", "-")
+    r = galprep(
+        "simulate",
+        "-n",
+        "3",
+        "--size",
+        "16",
+        "--bands",
+        "gr",
+        "--sky",
+        "2",
+        "--read-noise",
+        "0",
+        "--flux",
+        "10:20",
+        "--targets",
+        "-o",
+        "-",
+    )
     assert r.code == 0, r.stderr
     import io
 

@@ -16,8 +16,19 @@ from galtools import __version__, registry
 from galtools.arrayfile import read_galaxies, write_galaxies
 from galtools.options import Shard, parse_shard, shard_from_env
 
-HEAVY = ("tensorflow", "keras", "astropy", "scipy", "torch", "galsim", "photutils", "skimage",
-         "matplotlib", "statmorph", "h5py")
+HEAVY = (
+    "tensorflow",
+    "keras",
+    "astropy",
+    "scipy",
+    "torch",
+    "galsim",
+    "photutils",
+    "skimage",
+    "matplotlib",
+    "statmorph",
+    "h5py",
+)
 PY = sys.executable
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -30,8 +41,13 @@ def _env(**extra):
 
 
 def _galprep(*args, input=None, env=None, check=False):
-    return subprocess.run([PY, "-c", "from galtools.cli import main; main()", *map(str, args)],
-                          input=input, capture_output=True, env=env or _env(), check=check)
+    return subprocess.run(
+        [PY, "-c", "from galtools.cli import main; main()", *map(str, args)],
+        input=input,
+        capture_output=True,
+        env=env or _env(),
+        check=check,
+    )
 
 
 # ------------------------------------------------------------------------- help and start-up
@@ -65,8 +81,7 @@ def test_help_imports_nothing_heavy():
         print(json.dumps({{"code": code, "heavy": loaded}}), file=sys.stderr)
     """)
     for args in [["--help"]] + [[n, "--help"] for n in names]:
-        r = subprocess.run([PY, "-c", script, *args], capture_output=True, text=True,
-                           env=_env())
+        r = subprocess.run([PY, "-c", script, *args], capture_output=True, text=True, env=_env())
         result = json.loads(r.stderr.strip().splitlines()[-1])
         assert result["code"] == 0, (args, r.stderr)
         assert result["heavy"] == [], f"galprep {' '.join(args)} imported {result['heavy']}"
@@ -124,8 +139,11 @@ def test_info_class_counts(galprep, tmp_path):
     from galtools.meta import new_meta
 
     path = tmp_path / "k.npz"
-    write_galaxies(path, {"images": np.zeros((5, 2, 2, 1)), "kind": np.array([0, 1, 1, 2, 1])},
-                   new_meta(classes={"kind": ["disk", "elliptical", "star"]}))
+    write_galaxies(
+        path,
+        {"images": np.zeros((5, 2, 2, 1)), "kind": np.array([0, 1, 1, 2, 1])},
+        new_meta(classes={"kind": ["disk", "elliptical", "star"]}),
+    )
     d = json.loads(galprep("info", path, "--json").out)
     assert d["labels"]["kind"]["classes"] == {"disk": 1, "elliptical": 3, "star": 1}
 
@@ -176,12 +194,27 @@ def test_pipes_between_commands(small_file, tmp_path):
     """`galprep merge … -o - | galprep merge - -o out.h5` streams npz through a pipe."""
     a = small_file("a.h5", n=6)
     out = tmp_path / "out.h5"
-    first = subprocess.Popen([PY, "-c", "from galtools.cli import main; main()", "merge",
-                              str(a), str(a), "-o", "-", "-q"], stdout=subprocess.PIPE,
-                             env=_env())
-    second = subprocess.run([PY, "-c", "from galtools.cli import main; main()", "merge", "-",
-                             "-o", str(out)], stdin=first.stdout, capture_output=True,
-                            env=_env())
+    first = subprocess.Popen(
+        [
+            PY,
+            "-c",
+            "from galtools.cli import main; main()",
+            "merge",
+            str(a),
+            str(a),
+            "-o",
+            "-",
+            "-q",
+        ],
+        stdout=subprocess.PIPE,
+        env=_env(),
+    )
+    second = subprocess.run(
+        [PY, "-c", "from galtools.cli import main; main()", "merge", "-", "-o", str(out)],
+        stdin=first.stdout,
+        capture_output=True,
+        env=_env(),
+    )
     first.wait()
     assert first.returncode == 0 and second.returncode == 0, second.stderr
     batch, meta = read_galaxies(out)
@@ -196,9 +229,21 @@ def test_interrupted_write_leaves_no_output(tmp_path):
     write_galaxies(big, {"images": rng.normal(size=(600, 64, 64, 3)).astype("f4")})
     out = tmp_path / "out.h5"
     proc = subprocess.Popen(
-        [PY, "-c", "from galtools.cli import main; main()", "merge", *[str(big)] * 8,
-         "-o", str(out), "--compress", "gzip", "--chunk-size", "50"],
-        stderr=subprocess.PIPE, env=_env(),
+        [
+            PY,
+            "-c",
+            "from galtools.cli import main; main()",
+            "merge",
+            *[str(big)] * 8,
+            "-o",
+            str(out),
+            "--compress",
+            "gzip",
+            "--chunk-size",
+            "50",
+        ],
+        stderr=subprocess.PIPE,
+        env=_env(),
     )
     deadline = time.time() + 30
     while time.time() < deadline and not any(".out.h5.tmp-" in f for f in os.listdir(tmp_path)):
@@ -228,8 +273,7 @@ def test_shard_parsing_and_slurm_default():
         with pytest.raises(ValueError):
             parse_shard(bad)
     assert shard_from_env({}) is None
-    env = {"SLURM_ARRAY_TASK_ID": "13", "SLURM_ARRAY_TASK_MIN": "10",
-           "SLURM_ARRAY_TASK_COUNT": "4"}
+    env = {"SLURM_ARRAY_TASK_ID": "13", "SLURM_ARRAY_TASK_MIN": "10", "SLURM_ARRAY_TASK_COUNT": "4"}
     assert shard_from_env(env) == Shard(3, 4)
     parts = [Shard(k, 3).select(list(range(10))) for k in range(3)]
     assert sum(parts, []) == list(range(10))

@@ -39,9 +39,19 @@ def _field(size=210, seed=0):
 def field_fits(tmp_path):
     from astropy.io import fits
 
-    header = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CDELT1": -0.1 / 3600,
-                          "CDELT2": 0.1 / 3600, "CRPIX1": 100, "CRPIX2": 100,
-                          "CRVAL1": 53.1, "CRVAL2": -27.8, "FILTER": "F814W"})
+    header = fits.Header(
+        {
+            "CTYPE1": "RA---TAN",
+            "CTYPE2": "DEC--TAN",
+            "CDELT1": -0.1 / 3600,
+            "CDELT2": 0.1 / 3600,
+            "CRPIX1": 100,
+            "CRPIX2": 100,
+            "CRVAL1": 53.1,
+            "CRVAL2": -27.8,
+            "FILTER": "F814W",
+        }
+    )
     path = tmp_path / "field.fits"
     fits.PrimaryHDU(_field(), header=header).writeto(path)
     return path
@@ -72,8 +82,12 @@ def test_cutouts_find_every_source_with_labels(galprep, tmp_path, field_fits):
             assert min(diff, 180 - diff) < 8
         assert batch["flux"][k] == pytest.approx(flux, rel=0.15)
         stamp = batch["images"][k, ..., 0]
-        assert np.unravel_index(np.argmax(stamp), stamp.shape) in {(15, 15), (15, 16),
-                                                                    (16, 15), (16, 16)}
+        assert np.unravel_index(np.argmax(stamp), stamp.shape) in {
+            (15, 15),
+            (15, 16),
+            (16, 15),
+            (16, 16),
+        }
     for x, y, _ in STARS:
         k, dist = _match(batch, x, y)
         assert dist < 0.5 and batch["is_star"][k] == 1
@@ -83,8 +97,19 @@ def test_cutouts_find_every_source_with_labels(galprep, tmp_path, field_fits):
 def test_cutouts_exclude_stars_and_keep_edge(galprep, tmp_path, field_fits):
     from PIL import Image
 
-    r = galprep("cutouts", field_fits, "-o", tmp_path / "g.h5", "--size", "32", "--nsigma",
-                "3", "--exclude-stars", "--preview", tmp_path / "p.png")
+    r = galprep(
+        "cutouts",
+        field_fits,
+        "-o",
+        tmp_path / "g.h5",
+        "--size",
+        "32",
+        "--nsigma",
+        "3",
+        "--exclude-stars",
+        "--preview",
+        tmp_path / "p.png",
+    )
     assert r.code == 0, r.stderr
     batch, _ = read_galaxies(tmp_path / "g.h5")
     assert len(batch["images"]) == 4 and np.all(batch["is_star"] == 0)
@@ -95,12 +120,20 @@ def test_cutouts_exclude_stars_and_keep_edge(galprep, tmp_path, field_fits):
     red = (pixels[..., 0] > 200) & (pixels[..., 1] < 60)
     assert green.sum() > 50 and red.sum() > 20  # circles on 4 galaxies and 2 dropped stars
     # 110-pixel stamps: only sources ≥ 55 px from every edge fit entirely
-    r = galprep("cutouts", field_fits, "-o", tmp_path / "e.h5", "--size", "110", "--nsigma",
-                "3")
+    r = galprep("cutouts", field_fits, "-o", tmp_path / "e.h5", "--size", "110", "--nsigma", "3")
     assert r.code == 0, r.stderr
     n_inside = len(read_galaxies(tmp_path / "e.h5")[0]["images"])
-    r = galprep("cutouts", field_fits, "-o", tmp_path / "k.h5", "--size", "110", "--nsigma",
-                "3", "--keep-edge")
+    r = galprep(
+        "cutouts",
+        field_fits,
+        "-o",
+        tmp_path / "k.h5",
+        "--size",
+        "110",
+        "--nsigma",
+        "3",
+        "--keep-edge",
+    )
     kept, _ = read_galaxies(tmp_path / "k.h5")
     assert len(kept["images"]) == 6 > n_inside
     assert np.any(kept["inside"] < 1) and np.all(kept["inside"] > 0)
@@ -157,12 +190,14 @@ def test_cutouts_fits_cube_is_multiband(galprep, tmp_path):
     field = _field()
     cube = np.stack([field, 0.5 * field, 2 * field])  # FITS order: bands × rows × columns
     fits.PrimaryHDU(cube).writeto(tmp_path / "cube.fits")
-    r = galprep("cutouts", tmp_path / "cube.fits", "-o", tmp_path / "c.h5", "--size", "32",
-                "--nsigma", "3")
+    r = galprep(
+        "cutouts", tmp_path / "cube.fits", "-o", tmp_path / "c.h5", "--size", "32", "--nsigma", "3"
+    )
     assert r.code == 0, r.stderr
     batch, meta = read_galaxies(tmp_path / "c.h5")
     assert batch["images"].shape[1:] == (32, 32, 3) and meta["bands"] == ["0", "1", "2"]
     k, dist = _match(batch, *SOURCES[0][:2])
     assert dist < 0.5
-    np.testing.assert_allclose(batch["images"][k, ..., 2], 2 * batch["images"][k, ..., 0],
-                               rtol=1e-3, atol=0.05)
+    np.testing.assert_allclose(
+        batch["images"][k, ..., 2], 2 * batch["images"][k, ..., 0], rtol=1e-3, atol=0.05
+    )

@@ -43,16 +43,32 @@ BROKEN = """
 
 def run(root, *args, env_extra=None):
     env = dict(os.environ, PYTHONPATH=str(root), **(env_extra or {}))
-    return subprocess.run([PY, "-c", "from galtools.cli import main; main()", *args],
-                          capture_output=True, text=True, env=env)
+    return subprocess.run(
+        [PY, "-c", "from galtools.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
 
 
 def plugins_root(tmp_path):
-    make_dist(tmp_path, "galtools-hello", "galtools_hello",
-              {"galtools.commands": {"hello": "galtools_hello:hello"},
-               "galtools.models": {"tiny": "galtools_hello:build_tiny"}}, GOOD)
-    make_dist(tmp_path, "galtools-broken", "galtools_broken",
-              {"galtools.commands": {"kaputt": "galtools_broken:cmd"}}, BROKEN)
+    make_dist(
+        tmp_path,
+        "galtools-hello",
+        "galtools_hello",
+        {
+            "galtools.commands": {"hello": "galtools_hello:hello"},
+            "galtools.models": {"tiny": "galtools_hello:build_tiny"},
+        },
+        GOOD,
+    )
+    make_dist(
+        tmp_path,
+        "galtools-broken",
+        "galtools_broken",
+        {"galtools.commands": {"kaputt": "galtools_broken:cmd"}},
+        BROKEN,
+    )
     return tmp_path
 
 
@@ -104,12 +120,15 @@ def test_plugins_listing(tmp_path):
 
 def test_registry_load_unknown_lists_known(tmp_path):
     root = plugins_root(tmp_path)
-    code = ("from galtools import registry\n"
-            "print(registry.load('galtools.models', 'tiny')())\n"
-            "try:\n    registry.load('galtools.models', 'nope', 'model')\n"
-            "except Exception as e:\n    print(e)\n")
-    r = subprocess.run([PY, "-c", code], capture_output=True, text=True,
-                       env=dict(os.environ, PYTHONPATH=str(root)))
+    code = (
+        "from galtools import registry\n"
+        "print(registry.load('galtools.models', 'tiny')())\n"
+        "try:\n    registry.load('galtools.models', 'nope', 'model')\n"
+        "except Exception as e:\n    print(e)\n"
+    )
+    r = subprocess.run(
+        [PY, "-c", code], capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(root))
+    )
     out = r.stdout.splitlines()
     assert out[0] == "tiny"
     assert out[1].startswith("unknown model 'nope'; known:") and "tiny" in out[1]
