@@ -197,3 +197,50 @@ def provenance(inputs=(), **extra):
     params = dict(ctx.params) if ctx else {}
     params.update(extra)
     return history_entry(tool, params, inputs)
+
+
+def from_param(spec):
+    """A click option decorator from a plugin's :class:`galtools.params.Option`."""
+    from galtools import params
+
+    flag = spec.flag
+    if spec.kind == "flag":
+        return click.option(
+            flag, spec.name, is_flag=True, default=bool(spec.default), help=spec.help
+        )
+
+    def callback(ctx, param, value):
+        try:
+            return params.convert(spec, value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc).split(": ", 1)[-1]) from None
+
+    kinds = {
+        "path": click.Path(exists=True, dir_okay=False),
+        "choice": click.Choice([str(c) for c in spec.choices]),
+    }
+    default = spec.default
+    if spec.kind in ("list", "pair") and isinstance(default, (list, tuple)):
+        default = ",".join(str(v) for v in default)
+    return click.option(
+        flag,
+        spec.name,
+        type=kinds.get(spec.kind, str),
+        default=default,
+        required=spec.required,
+        show_default=default is not None and default != "",
+        metavar=spec.metavar,
+        callback=None if spec.kind in ("path", "choice") else callback,
+        help=spec.help,
+    )
+
+
+def from_params(specs):
+    """One decorator adding every option of ``specs`` (in order) to a click command."""
+
+    def decorate(f):
+        for spec in reversed(tuple(specs)):
+            f = from_param(spec)(f)
+        return f
+
+    return decorate

@@ -6,7 +6,6 @@ from galtools import options
 from galtools.cli import PluginGroup
 
 GROUP = "galtools.importers"
-KINDS = {"str": str, "int": int, "float": float}
 
 
 def _bands(ctx, param, value):
@@ -16,28 +15,6 @@ def _bands(ctx, param, value):
     if not bands or any(not b for b in bands) or len(set(bands)) != len(bands):
         raise click.BadParameter(f"bands must be distinct names, got {value!r}")
     return bands
-
-
-def _option(spec):
-    """A click option from an importer's :class:`galtools.importers.Option`."""
-    flag = "--" + spec.name.replace("_", "-")
-    if spec.kind == "flag":
-        return click.option(
-            flag, spec.name, is_flag=True, default=bool(spec.default), help=spec.help
-        )
-    if spec.kind == "path":
-        kind = click.Path(exists=True, dir_okay=False)
-    else:
-        kind = KINDS[spec.kind]
-    return click.option(
-        flag,
-        spec.name,
-        type=kind,
-        default=spec.default,
-        required=spec.required,
-        show_default=spec.default is not None,
-        help=spec.help,
-    )
 
 
 def build_command(importer):
@@ -93,7 +70,7 @@ def build_command(importer):
     f = callback
     f = options.common(f)
     for spec in reversed(importer.options):
-        f = _option(spec)(f)
+        f = options.from_param(spec)(f)
     f = click.option(
         "--pixel-scale",
         type=click.FloatRange(min=0, min_open=True),

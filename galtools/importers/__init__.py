@@ -29,21 +29,7 @@ options every format shares (output, ``--catalog`` joined on ids, ``--bands``,
 ``--pixel-scale``, ``--shard``, ``--chunk-size``); see :func:`galtools.importers.convert.run`.
 """
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class Option:
-    """A format-specific setting of an importer.
-
-    ``kind``: 'str', 'int', 'float', 'flag' (boolean switch) or 'path' (an existing file).
-    """
-
-    name: str
-    help: str
-    kind: str = "str"
-    default: object = None
-    required: bool = False
+from galtools.params import Option  # noqa: F401  (plain-data options, shared with models)
 
 
 class Importer:
