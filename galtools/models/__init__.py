@@ -43,7 +43,17 @@ import os
 import tempfile
 
 TASKS = ("regression", "classification", "gan", "denoise")
+KINDS = ("keras", "closed-form")
 GROUP = "galtools.models"
+
+# What a trained run of a model can do; the tools ask a run's spec, never its name.
+ABILITIES = {
+    "predicts": "maps images to its task's output (score, predict, metrics features)",
+    "generates": "samples new images from noise (galprep generate)",
+    "conditions": "generates images for given label values (--condition, --conditions-from)",
+    "scores": "rates images with a realism score (galprep score, generate --min-score)",
+    "denoises": "maps noisy images to clean ones (galprep denoise)",
+}
 
 
 class ModelSpec:
@@ -53,6 +63,8 @@ class ModelSpec:
     task = "regression"
     kind = "keras"
     description = ""
+    options = ()  # galtools.params.Option: this model's own command-line settings
+    abilities = frozenset({"predicts"})
 
     def configure(self, options, info):
         return {}
@@ -134,3 +146,33 @@ def known():
     from galtools import registry
 
     return list(registry.entries(GROUP))
+
+
+def check(spec):
+    """Check that ``spec`` keeps the ModelSpec contract; return it (TypeError/ValueError else)."""
+    from galtools.params import check_options
+
+    name = getattr(spec, "name", None)
+    if not isinstance(name, str) or not name or name == "?":
+        raise TypeError(f"model spec {spec!r} has no name")
+    task = getattr(spec, "task", None)
+    if task not in TASKS + ("auto",):
+        raise ValueError(f"model {name}: task {task!r} is not one of {', '.join(TASKS)}, auto")
+    kind = getattr(spec, "kind", "keras")
+    if kind not in KINDS:
+        raise ValueError(f"model {name}: kind {kind!r} is not one of {', '.join(KINDS)}")
+    if not isinstance(getattr(spec, "description", ""), str):
+        raise TypeError(f"model {name}: description must be a string")
+    check_options(getattr(spec, "options", None), f"model {name}")
+    abilities = getattr(spec, "abilities", None)
+    if not isinstance(abilities, (set, frozenset, tuple, list)) or not set(abilities) <= set(
+        ABILITIES
+    ):
+        raise ValueError(
+            f"model {name}: abilities must be a set of {', '.join(ABILITIES)}, got {abilities!r}"
+        )
+    needed = ("configure", "build") if kind == "keras" else ("configure", "fit", "predict")
+    for method in needed:
+        if not callable(getattr(spec, method, None)):
+            raise TypeError(f"model {name}: no {method}() method")
+    return spec
