@@ -7,6 +7,13 @@ the last ``_`` part of the name or a dotted part before the extension, made of S
 letters (ugrizy) or ``grey``.  Files that differ only in their band token belong to one
 object and are stacked into one multi-band stamp.
 
+Which file an object's stamp comes from follows inclinet's ``data_prep.py``: ``--band gri``
+(one token) means the colour composite (the survey's ``…_gri.sdss.jpg``, else ``…_gri.jpg``);
+``g``, ``r``, ``i`` or a list ``g,r,i`` mean the single-band files.  With no ``--band``, an
+object that has both a composite and band files (or two composites) is an error naming both
+candidates: galtools never chooses silently.  ``--root`` keeps only files named
+``<id>_<ROOT>_<band>`` (inclinet's ``-r``), e.g. ``d25x2_rot``.
+
 Channel order of a stamp is by wavelength (g, r, i).  An 8-bit colour composite stores the
 reddest band in R (SDSS convention: R=i, G=r, B=g), so its channels are reversed on reading
 (and on writing with ``--to-folder``).
@@ -118,14 +125,22 @@ def find_files(inputs, exclude=()):
     return out
 
 
-def group_files(paths, id_pattern=None):
-    """(items sorted by key, [(path, reason)] for files that are not images)."""
+def group_files(paths, id_pattern=None, root=None):
+    """(items sorted by key, [(path, reason)] for files that are not images).
+
+    ``root``: keep only files named ``<id>_<root>_<band>.<ext>`` (inclinet's name root).
+    """
     items, bad = {}, []
+    kept = 0
     for path in paths:
         key, token, suffix = split_name(path)
         if suffix is None:
             bad.append((path, "not an image file (expected .png, .jpg, .jpeg, .tif or .fits)"))
             continue
+        if root is not None:
+            if not key.endswith("_" + root) or key == "_" + root:
+                continue
+            kept += 1
         group_key = os.path.join(os.path.dirname(path), key)
         item = items.get(group_key)
         if item is None:
@@ -133,14 +148,29 @@ def group_files(paths, id_pattern=None):
                 key, normalise_id(key, id_pattern), name=id_text(key, id_pattern)
             )
         item.files.append((path, token))
+    if root is not None and not kept and paths:
+        where = os.path.dirname(paths[0]) or "."
+        raise InputError(where, f"no image file is named <id>_{root}_<band> (--root {root})")
     return [items[k] for k in sorted(items)], bad
 
 
 # ----------------------------------------------------------------------------- band requests
 
 
+class Composite(list):
+    """Bands asked for as one token (``gri``): taken from the colour composite file."""
+
+    @property
+    def token(self):
+        return "".join(self)
+
+
 def parse_bands(text):
-    """``--band`` text → None (all), 'grey', or a list of names / integer indices."""
+    """``--band`` text → None (all), 'grey', or a list of names / integer indices.
+
+    One token of several bands (``gri``) gives a :class:`Composite` (the colour file);
+    a comma-separated list (``g,r,i``) a plain list (the band files).
+    """
     if text is None or text == "":
         return None
     text = text.strip()
@@ -148,7 +178,8 @@ def parse_bands(text):
         return "grey"
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if len(parts) == 1 and is_band_token(parts[0]):
-        return list(parts[0].lower())
+        token = parts[0].lower()
+        return Composite(token) if len(token) > 1 else [token]
     out = []
     for p in parts:
         out.append(int(p) if p.lstrip("-").isdigit() else p)
@@ -398,9 +429,59 @@ def decode_file(path, token, geometry, dtype, nan_fill=None):
     return decode_pil(path, token, geometry, dtype)
 
 
+def _is_composite(token):
+    return bool(token) and token not in GREY and len(token) > 1
+
+
+def _names(files):
+    return " and ".join(os.path.basename(p) for p, _ in files)
+
+
+def choose_files(item, bands):
+    """The files of ``item`` that make its stamp for the request ``bands`` (inclinet's rule)."""
+    files = item.files
+    composites = [f for f in files if _is_composite(f[1])]
+    if not composites or len(files) == 1:
+        return files
+    if isinstance(bands, Composite):
+        same = [f for f in composites if sorted(f[1]) == sorted(bands.token)]
+        survey = [f for f in same if ".sdss." in os.path.basename(f[0]).lower()]
+        if len(survey) == 1:  # inclinet: the survey's …_gri.sdss.jpg before a local …_gri.jpg
+            return survey
+        if len(same) == 1:
+            return same
+        if len(same) > 1:
+            raise InputError(
+                same[0][0],
+                f"object '{item.key}' has {len(same)} colour files for '{bands.token}': "
+                f"{_names(same)} (keep one, or pick with --root / the INPUT glob)",
+            )
+        return [f for f in files if not _is_composite(f[1])]
+    if bands is None or bands == "grey":
+        singles = [f for f in files if not _is_composite(f[1])]
+        if singles:
+            raise InputError(
+                composites[0][0],
+                f"object '{item.key}' has a colour file and band files: {_names(composites)} "
+                f"and {_names(singles)} (choose with --band {composites[0][1]} for the colour "
+                f"file or --band {','.join(wavelength_order([t for _, t in singles if t]))} "
+                "for the band files)",
+            )
+        if len(composites) > 1:
+            raise InputError(
+                composites[0][0],
+                f"object '{item.key}' has {len(composites)} colour files: {_names(composites)} "
+                f"(choose with --band {composites[0][1]}, --root or the INPUT glob)",
+            )
+        return files
+    # single bands or an explicit list (g,r,i): the band files
+    singles = [f for f in files if not _is_composite(f[1])]
+    return singles or files
+
+
 def load_item(item, geometry, bands=None, dtype="uint8", nan_fill=None):
     """One object's stamp: (H×W×C array, band names), band files stacked by wavelength."""
-    files = item.files
+    files = choose_files(item, bands)
     if len(files) == 1:
         path, token = files[0]
         image, names = decode_file(path, token, geometry, dtype, nan_fill)

@@ -65,8 +65,15 @@ def image_options(f):
             "bands",
             callback=_bands,
             metavar="BANDS",
-            help="g, r, i, gri, grey (mean of channels), or channel names/indices "
-            "'g,r' / '0,2'. Default: every band, in wavelength order.",
+            help="g, r, i (the band files), gri (the colour composite: …_gri.sdss.jpg, else "
+            "…_gri.jpg, as inclinet), grey (mean of channels), or channel names/indices "
+            "'g,r,i' / '0,2'. Default: every band, in wavelength order; an object with both "
+            "a colour file and band files is then an error.",
+        ),
+        click.option(
+            "--root",
+            metavar="ROOT",
+            help="Use only files named <id>_ROOT_<band>.<ext> (inclinet's -r, e.g. d25x2_rot).",
         ),
         click.option(
             "--nan",
@@ -133,6 +140,7 @@ def run_prepare(
     fmt,
     geometry,
     bands,
+    root,
     nan_fill,
     dtype,
     catalog,
@@ -175,7 +183,7 @@ def run_prepare(
             "(write an array file instead)"
         )
     inputs_ = list(inputs) + ([catalog] if catalog else [])
-    decode = Decode(geometry, bands, dtype, nan_fill, same_size)
+    decode = Decode(geometry, bands, dtype, nan_fill, same_size, root)
     summary = prepare(
         list(inputs),
         output,
@@ -250,6 +258,7 @@ def resize(
     to_folder,
     fmt,
     bands,
+    root,
     nan_fill,
     dtype,
     catalog,
@@ -279,8 +288,10 @@ def resize(
         from galtools.progress import say
         from galtools.stamps import resize_file
 
-        if to_folder or catalog:
-            raise click.UsageError("--to-folder/--catalog need image inputs, not an array file")
+        if to_folder or catalog or root:
+            raise click.UsageError(
+                "--to-folder/--catalog/--root need image inputs, not an array file"
+            )
         if not output:
             raise click.UsageError("missing -o/--output")
         summary = resize_file(
@@ -304,6 +315,7 @@ def resize(
         fmt,
         geometry,
         bands,
+        root,
         nan_fill,
         dtype,
         catalog,

@@ -14,29 +14,33 @@ class KagglePng(Importer):
     options = (
         Option(
             "csv",
-            "CSV with the id column and labels (default: the only .csv in the "
-            "folder or beside it; none: unlabelled images).",
-            kind="path",
+            "CSV with the id column and labels; 'none': unlabelled images (e.g. query "
+            "images). Default: the only .csv in the folder, else FOLDER.csv beside it, else the "
+            "only .csv beside it (never Kaggle's sample_submission*.csv); the one used is "
+            "named.",
+            metavar="FILE|none",
         ),
         Option("id_column", "Name of the id column in the CSV.", default="Id"),
         Option("suffix", "Image file suffix.", default=".png"),
     )
 
-    def _plan(self, source, csv=None, id_column="Id", suffix=".png"):
+    def _plan(self, source, csv=None, id_column="Id", suffix=".png", announce=False):
         """(ids in order, label columns {name: values}, classes, csv used)."""
         from galtools.importers.tables import column_name, encode, read_csv, typed
 
         if not os.path.isdir(source):
             raise InputError(source, "not a folder")
-        if csv is None:
-            found = sorted(glob.glob(os.path.join(source, "*.csv")))
-            if not found:
-                parent = os.path.dirname(os.path.abspath(source))
-                found = sorted(glob.glob(os.path.join(parent, "*.csv")))
-            if len(found) > 1:
-                names = ", ".join(map(os.path.basename, found))
-                raise InputError(source, f"several CSV files ({names}); choose one with --csv")
-            csv = found[0] if found else None
+        if csv is not None and csv.strip().lower() == "none":
+            csv = None
+        elif csv is not None:
+            if not os.path.isfile(csv):
+                raise InputError(csv, "no such CSV file (--csv none: unlabelled images)")
+        else:
+            csv = self._find_csv(source)
+            if csv is not None and announce:
+                from galtools.progress import say
+
+                say(f"labels from {csv} (found beside the images; --csv FILE or --csv none)")
         if csv is None:
             ids = sorted(
                 os.path.basename(p)[: -len(suffix)]
@@ -60,6 +64,28 @@ class KagglePng(Importer):
             labels[out] = col
         return ids, labels, classes, csv
 
+    @staticmethod
+    def _find_csv(source):
+        """The label CSV: the only one in the folder, else ``<folder>.csv`` beside it (CIL2018's
+        ``data/scored/`` + ``data/scored.csv``), else the only one beside it; never Kaggle's
+        answer template ``sample_submission*.csv``."""
+
+        def labels_csvs(folder):
+            found = sorted(glob.glob(os.path.join(folder, "*.csv")))
+            return [p for p in found if not os.path.basename(p).startswith("sample_submission")]
+
+        found = labels_csvs(source)
+        if not found:
+            folder = os.path.abspath(source).rstrip(os.sep)
+            named = folder + ".csv"
+            found = [named] if os.path.isfile(named) else labels_csvs(os.path.dirname(folder))
+        if len(found) > 1:
+            names = ", ".join(map(os.path.basename, found))
+            raise InputError(
+                source, f"several CSV files ({names}); choose one with --csv (or --csv none)"
+            )
+        return found[0] if found else None
+
     def count(self, source, **options):
         return len(self._plan(source, **options)[0])
 
@@ -69,7 +95,7 @@ class KagglePng(Importer):
         import numpy as np
         from PIL import Image, UnidentifiedImageError
 
-        ids, labels, classes, used = self._plan(source, csv, id_column, suffix)
+        ids, labels, classes, used = self._plan(source, csv, id_column, suffix, announce=True)
         stop = len(ids) if stop is None else min(stop, len(ids))
         shape = None
         for lo in range(start, stop, chunk_size):

@@ -1,0 +1,96 @@
+"""inclinet (Kourkchi et al.): its galaxies/ folder layout and data_prep.py's file rule.
+
+The folder holds, per galaxy, ``pgc<ID>_d25x2_rot_gri.jpg`` (colour, made locally),
+``pgc<ID>_d25x2_rot_gri.sdss.jpg`` (colour, from the survey) and the single-band greyscale
+``pgc<ID>_d25x2_rot_{g,r,i}.png``.  data_prep.py's rule: ``-b gri`` reads the colour file (the
+``.sdss.jpg`` when present, else the ``.jpg``), ``-b g|r|i`` the band PNG; ``-r`` is the root.
+"""
+
+import numpy as np
+from PIL import Image
+
+from galtools.arrayfile import read_galaxies
+
+SDSS = (200, 100, 50)  # R, G, B of the survey composite
+LOCAL = (150, 120, 90)  # of the locally made one
+BANDS = {"g": 10, "r": 20, "i": 30}
+
+
+def galaxies(folder, ids=(118, 129, 2148), sdss=(118, 129), size=32, root="d25x2_rot"):
+    """inclinet's galaxies/ folder: constant images so JPEG keeps the values within 2."""
+    folder.mkdir(exist_ok=True)
+    for pgc in ids:
+        stem = folder / f"pgc{pgc}_{root}"
+        for band, value in BANDS.items():
+            grey = np.full((size, size), value, np.uint8)
+            Image.fromarray(grey, "L").save(f"{stem}_{band}.png")
+        Image.fromarray(np.full((size, size, 3), LOCAL, np.uint8)).save(
+            f"{stem}_gri.jpg", quality=95
+        )
+        if pgc in sdss:
+            Image.fromarray(np.full((size, size, 3), SDSS, np.uint8)).save(
+                f"{stem}_gri.sdss.jpg", quality=95
+            )
+    return folder
+
+
+def test_gri_reads_the_colour_file_survey_first(galprep, tmp_path):
+    folder = galaxies(tmp_path / "galaxies")
+    out = tmp_path / "gri.h5"
+    r = galprep("resize", folder, "--band", "gri", "--size", "8", "-o", out, "-j", "1")
+    assert r.code == 0, r.stderr
+    batch, meta = read_galaxies(out)
+    assert meta["bands"] == ["g", "r", "i"]
+    ids = [int(i) for i in batch["ids"]]
+    pixel = {pgc: batch["images"][k, 4, 4].astype(int) for k, pgc in enumerate(ids)}
+    # wavelength order: g = B, r = G, i = R of the composite
+    assert np.abs(pixel[118] - SDSS[::-1]).max() <= 2
+    assert np.abs(pixel[129] - SDSS[::-1]).max() <= 2
+    assert np.abs(pixel[2148] - LOCAL[::-1]).max() <= 2  # no .sdss.jpg: the local composite
+
+
+def test_single_band_reads_the_band_png(galprep, tmp_path):
+    folder = galaxies(tmp_path / "galaxies")
+    for band, value in BANDS.items():
+        out = tmp_path / f"{band}.h5"
+        r = galprep("resize", folder, "--band", band, "--size", "8", "-o", out, "-j", "1")
+        assert r.code == 0, r.stderr
+        batch, meta = read_galaxies(out)
+        assert meta["bands"] == [band] and batch["images"].shape == (3, 8, 8, 1)
+        assert np.all(batch["images"] == value)
+    # an explicit list stacks the band files
+    out = tmp_path / "list.h5"
+    assert galprep("resize", folder, "--band", "g,r,i", "--size", "8", "-o", out).code == 0
+    batch, _ = read_galaxies(out)
+    assert np.array_equal(batch["images"][0, 0, 0], [10, 20, 30])
+
+
+def test_no_band_with_colour_and_band_files_is_an_error(galprep, tmp_path):
+    folder = galaxies(tmp_path / "galaxies")
+    out = tmp_path / "all.h5"
+    r = galprep("resize", folder, "--size", "8", "-o", out, "-j", "1")
+    assert r.code != 0 and not out.exists()
+    line = r.stderr.strip().splitlines()[-1]
+    assert "pgc118_d25x2_rot_gri" in line and "pgc118_d25x2_rot_g.png" in line
+    assert "--band gri" in line and "Traceback" not in r.stderr
+
+
+def test_two_colour_files_without_survey_one_is_an_error(galprep, tmp_path):
+    folder = galaxies(tmp_path / "galaxies", ids=(118,), sdss=())
+    Image.fromarray(np.full((32, 32, 3), SDSS, np.uint8)).save(folder / "pgc118_d25x2_rot_gri.png")
+    r = galprep("resize", folder, "--band", "gri", "--size", "8", "-o", tmp_path / "o.h5")
+    assert r.code != 0
+    assert "pgc118_d25x2_rot_gri.jpg and pgc118_d25x2_rot_gri.png" in r.stderr
+
+
+def test_root_selects_the_name_root(galprep, tmp_path):
+    folder = galaxies(tmp_path / "galaxies")
+    galaxies(folder, ids=(118, 129), sdss=(), root="d50_raw")  # another root, same galaxies
+    out = tmp_path / "root.h5"
+    r = galprep("resize", folder, "--band", "gri", "--root", "d25x2_rot", "--size", "8", "-o", out)
+    assert r.code == 0, r.stderr
+    batch, _ = read_galaxies(out)
+    assert sorted(int(i) for i in batch["ids"]) == [118, 129, 2148]
+    assert np.abs(batch["images"][0, 4, 4].astype(int) - SDSS[::-1]).max() <= 2
+    r = galprep("resize", folder, "--root", "nope", "--size", "8", "-o", tmp_path / "n.h5")
+    assert r.code != 0 and "no image file is named <id>_nope_<band>" in r.stderr
