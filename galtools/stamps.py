@@ -31,6 +31,7 @@ class Decode:
     dtype: str = "uint8"
     nan_fill: float = None
     same_size: bool = False  # compress: sizes must agree, no resizing
+    root: str = None  # keep only files named <id>_<root>_<band> (inclinet's -r)
 
 
 def decode_chunk(items, decode):
@@ -167,7 +168,7 @@ def prepare(
         raise GalError(
             "array-file inputs cannot be mixed with image files (give one array file alone)"
         )
-    items, skipped = imageio.group_files(files, id_pattern)
+    items, skipped = imageio.group_files(files, id_pattern, decode.root)
     if skipped and not skip_bad:
         raise InputError(*skipped[0])
     if not items:
