@@ -26,10 +26,12 @@ def run(
     bands=None,
     pixel_scale=None,
     options=None,
+    catalog_where=None,
 ):
     """Import rows of ``source`` (this shard's part) with ``importer`` into ``output``.
 
-    ``catalog``: a CSV joined on the ids (first row of a repeated id wins).  ``bands`` /
+    ``catalog``: a CSV joined on the ids (first row of a repeated id wins, after keeping the
+    rows where ``catalog_where`` holds).  ``bands`` /
     ``pixel_scale`` override what the format says.  Returns (rows written, catalog report line
     or None).
     """
@@ -41,7 +43,7 @@ def run(
     options = dict(options or {})
     inputs = source_inputs(source) + ([catalog] if catalog else [])
     check_output(output, overwrite, inputs)
-    table = Catalog(catalog, id_column) if catalog else None
+    table = Catalog(catalog, id_column, catalog_where) if catalog else None
     total = importer.count(source, **options)
     start, stop = shard.bounds(total) if shard is not None else (0, total)
     chunk_size = chunk_size or 256

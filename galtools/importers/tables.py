@@ -62,14 +62,53 @@ def column_name(name):
     return "_".join(name.strip().lower().split()) or "column"
 
 
-class Catalog:
-    """A CSV catalog indexed by its id column; the first row of a repeated id wins."""
+def _condition_column(values):
+    """A column for a row filter: numbers, booleans from true/false text, else text."""
+    lower = {v.lower() for v in values}
+    if lower and lower <= {"true", "false"}:
+        return np.array([v.lower() == "true" for v in values])
+    return typed(values)
 
-    def __init__(self, path, id_column="id"):
+
+def select_rows(path, header, cols, where):
+    """``cols`` cut to the rows where the ``--where`` expression ``where`` holds."""
+    from galtools import expr
+
+    tree = expr.parse(where)
+    by_name = {column_name(h): h for h in header}
+
+    def columns_of(names):
+        out = {}
+        for name in names:
+            h = name if name in cols else by_name.get(name)
+            if h is None:
+                raise InputError(path, f"no column '{name}' (columns: {', '.join(header)})")
+            out[name] = _condition_column(cols[h])
+        return out
+
+    n = len(next(iter(cols.values()), []))
+    keep = np.flatnonzero(expr.evaluate_tree(tree, columns_of, n, path))
+    return {h: [values[i] for i in keep] for h, values in cols.items()}, n
+
+
+class Catalog:
+    """A CSV catalog indexed by its id column; the first row of a repeated id wins.
+
+    ``where``: keep only rows where this ``--where`` expression holds, *before* the first row
+    per id is taken (galaxyCGAN's ``df[df.selected].drop_duplicates("HSC_id")``).  Columns are
+    named as in the header or as label columns (lower case); ``true``/``false`` text is boolean.
+    """
+
+    def __init__(self, path, id_column="id", where=None):
         header, cols = read_csv(path)
         if id_column not in cols:
             raise InputError(path, f"no id column '{id_column}' (columns: {', '.join(header)})")
         self.path = path
+        self.where = where
+        self.rows_read = self.rows_kept = len(cols[id_column])
+        if where:
+            cols, self.rows_read = select_rows(path, header, cols, where)
+            self.rows_kept = len(cols[id_column])
         ids = cols.pop(id_column)
         self.index = {}
         self.duplicates = {}
@@ -104,6 +143,8 @@ class Catalog:
     def report(self):
         """One line about duplicates and misses, or None."""
         parts = []
+        if self.where:
+            parts.append(f"kept {self.rows_kept} of {self.rows_read} rows where {self.where}")
         if self.duplicates:
             shown = ", ".join(list(self.duplicates)[:5])
             more = "…" if len(self.duplicates) > 5 else ""

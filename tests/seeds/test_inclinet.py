@@ -94,3 +94,50 @@ def test_root_selects_the_name_root(galprep, tmp_path):
     assert np.abs(batch["images"][0, 4, 4].astype(int) - SDSS[::-1]).max() <= 2
     r = galprep("resize", folder, "--root", "nope", "--size", "8", "-o", tmp_path / "n.h5")
     assert r.code != 0 and "no image file is named <id>_nope_<band>" in r.stderr
+
+
+def inclinet_catalog(path, ids):
+    """catalogs/catalog.csv as inclinet ships it: '|'-delimited, padded cells, text fon."""
+    rows = ["    pgc |  inc | inc_flg | fon |           inc_note"]
+    for k, pgc in enumerate(ids):
+        inc = (0, 30, 45, 52, 61, 75, 88)[k % 7]
+        flg = 1 if k % 5 == 0 else 0
+        fon = "  F" if inc == 0 else "   "
+        note = "[face_on]" if inc == 0 else "[standard]"
+        rows.append(f" {pgc:6d} | {inc:4d} | {flg:7d} | {fon} | {note:>18}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def readme_lines(*needles):
+    from tests.test_readme_commands import COMMANDS
+
+    return [c for c in COMMANDS if any(n in " ".join(c) for n in needles)]
+
+
+def test_readme_catalog_examples_run_on_inclinets_catalog(galprep, tmp_path, monkeypatch):
+    """Every README resize/compress/split line with a catalog or --where runs on inclinet's
+    catalog column types (fon is text there; the rule is inc >= 45 and inc_flg == 0)."""
+    ids = list(range(100, 135))
+    cutouts = tmp_path / "cutouts"
+    cutouts.mkdir()
+    for pgc in ids:
+        Image.fromarray(np.full((96, 96, 3), LOCAL, np.uint8)).save(
+            cutouts / f"pgc{pgc}_d25x2_rot_gri.jpg", quality=90
+        )
+    inclinet_catalog(tmp_path / "catalog.csv", ids)
+    monkeypatch.chdir(tmp_path)
+    r = galprep("resize", "cutouts/", "--size", "16", "--band", "gri", "--to-folder", "resized")
+    assert r.code == 0, r.stderr
+    lines = readme_lines("--catalog catalog.csv", "--where")
+    tools = [c[0] for c in lines]
+    assert {"resize", "compress", "split"} <= set(tools), tools
+    for words in sorted(lines, key=lambda c: ["resize", "compress", "split"].index(c[0])):
+        r = galprep(*words)
+        assert r.code == 0, (words, r.stderr)
+    batch, _ = read_galaxies(tmp_path / "sdss.h5")
+    keep = (batch["inc"] >= 45) & (batch["inc_flg"] == 0)
+    parts = [read_galaxies(tmp_path / "split" / f"{p}_000.h5")[0] for p in ("train", "val", "test")]
+    assert sum(len(p["ids"]) for p in parts) == int(keep.sum())
+    for part in parts:
+        assert np.all(part["inc"] >= 45) and np.all(part["inc_flg"] == 0)
