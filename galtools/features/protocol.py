@@ -8,12 +8,19 @@ A protocol is a set of settings, all recorded in the report next to each number:
   (percentile then asinh), or ``none``;
 - ``cmap``: a matplotlib colormap name applied to a single band (e.g. magma), or none;
 - ``size``: resize to size×size pixels (none: keep), with ``filter`` (nearest, bilinear,
-  bicubic, lanczos, box: PIL's);
-- ``quantize``: 8 (round to 8-bit levels) or none.
+  bicubic, lanczos, box: PIL's; skimage: ``skimage.transform.resize``'s order-1 interpolation,
+  anti-aliased when shrinking);
+- ``order``: ``stretch-first`` (stretch, colormap, then resize) or ``resize-first`` (resize the
+  stored image, then stretch and colormap);
+- ``quantize``: 8 (8-bit levels) or none, with ``rounding`` ``round`` or ``floor`` (truncation,
+  as a cast to uint8 does).
 
-Named protocols: ``holzschuh2022`` (band 1, per-image min-max, magma, 256 px bilinear, 8-bit:
-the published galaxy FIDs), ``rgb`` (bands→RGB as in galprep show, percentile 0.5–99.5, 8-bit),
-``raw`` (the stored images, unchanged).  ``--protocol NAME,key=value,...`` overrides settings.
+Named protocols: ``holzschuh2022`` (the published galaxy FIDs of Holzschuh et al. 2022, as
+their code does it: resize the stored image to 256 px with skimage's bilinear resize, take
+channel 1 — a one-band image is first tiled to three channels, so its only band —, per-image
+min-max, magma, ×255 truncated to 8 bit), ``rgb`` (bands→RGB as in galprep show, percentile
+0.5–99.5, 8-bit), ``raw`` (the stored images, unchanged).  ``--protocol NAME,key=value,...``
+overrides settings.
 """
 
 import json
@@ -24,7 +31,9 @@ import numpy as np
 from galtools.errors import GalError
 
 STRETCHES = ("none", "minmax", "percentile", "asinh")
-FILTERS = ("nearest", "bilinear", "bicubic", "lanczos", "box")
+FILTERS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "skimage")
+ROUNDINGS = ("round", "floor")
+ORDERS = ("stretch-first", "resize-first")
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,8 @@ class Protocol:
     size: int = 0
     filter: str = "bilinear"
     quantize: int = 8
+    rounding: str = "round"
+    order: str = "stretch-first"
 
     def to_dict(self):
         return asdict(self)
@@ -57,8 +68,10 @@ NAMED = {
         stretch="minmax",
         cmap="magma",
         size=256,
-        filter="bilinear",
+        filter="skimage",
         quantize=8,
+        rounding="floor",
+        order="resize-first",
     ),
     "rgb": Protocol("rgb", bands="auto", stretch="percentile", lo=0.5, hi=99.5, quantize=8),
     "raw": Protocol("raw", bands="all", stretch="none", quantize=0),
@@ -115,6 +128,10 @@ def validate(p):
         raise GalError(f"unknown stretch '{p.stretch}' (known: {', '.join(STRETCHES)})")
     if p.filter not in FILTERS:
         raise GalError(f"unknown resize filter '{p.filter}' (known: {', '.join(FILTERS)})")
+    if p.rounding not in ROUNDINGS:
+        raise GalError(f"unknown rounding '{p.rounding}' (known: {', '.join(ROUNDINGS)})")
+    if p.order not in ORDERS:
+        raise GalError(f"unknown order '{p.order}' (known: {', '.join(ORDERS)})")
     if p.quantize not in (0, 8):
         raise GalError("quantize must be 8 or none")
     if p.size < 0:
@@ -148,6 +165,8 @@ def band_indices(p, band_names):
         if c == 3:
             return [0, 1, 2]
         return [c - 1, c - 2, c - 3] if c > 3 else [1, 0, 0]
+    if c == 1 and p.bands.strip().lstrip("-").isdigit() and int(p.bands) in (-3, -2, -1, 0, 1, 2):
+        return [0]  # a one-band image tiled to three channels: every channel is that band
     try:
         return parse_rgb(p.bands.replace("+", ","), band_names)
     except ValueError as exc:
@@ -158,9 +177,11 @@ def apply(p, images, band_names):
     """Images (N×H×W×C) → the extractor's input under protocol ``p`` (float32)."""
     x = np.asarray(images, dtype=np.float32)
     idx = band_indices(p, band_names)
+    if p.order == "resize-first" and p.size:
+        x = _resize(x, p)  # the stored bands, before any stretch
     x = x[..., idx]
     if p.raw:
-        return _resize(x, p) if p.size else x
+        return _resize(x, p) if p.size and p.order != "resize-first" else x
     n = len(x)
     flat = x.reshape(n, -1)
     if p.stretch in ("minmax",):
@@ -182,10 +203,11 @@ def apply(p, images, band_names):
         x = _colormap(p.cmap)(x[..., 0])[..., :3].astype(np.float32)
     elif x.shape[-1] == 1:
         x = np.repeat(x, 3, axis=-1)
-    if p.size:
+    if p.size and p.order != "resize-first":
         x = _resize(x, p)
     if p.quantize == 8:
-        x = np.rint(np.clip(x, 0, 1) * 255) / np.float32(255)
+        scaled = np.clip(x, 0, 1) * 255
+        x = (np.floor(scaled) if p.rounding == "floor" else np.rint(scaled)) / np.float32(255)
     return x.astype(np.float32, copy=False)
 
 
@@ -195,6 +217,8 @@ def _resize(x, p):
 
     if x.shape[1] == p.size and x.shape[2] == p.size:
         return x
+    if p.filter == "skimage":
+        return resize_like_skimage(x, p.size)
     resample = {
         "nearest": Image.NEAREST,
         "bilinear": Image.BILINEAR,
@@ -207,4 +231,24 @@ def _resize(x, p):
         for c in range(x.shape[-1]):
             img = Image.fromarray(np.ascontiguousarray(x[i, :, :, c]), mode="F")
             out[i, :, :, c] = np.asarray(img.resize((p.size, p.size), resample))
+    return out
+
+
+def resize_like_skimage(x, size):
+    """``skimage.transform.resize(image, (size, size))`` (order 1, mode reflect, anti-aliased
+    when shrinking, clipped to the image's range) of every N×H×W×C image, without skimage."""
+    from scipy import ndimage
+
+    h, w = x.shape[1:3]
+    factors = np.array([h / size, w / size])
+    out = np.empty((len(x), size, size, x.shape[-1]), np.float32)
+    for i, image in enumerate(np.asarray(x, np.float64)):
+        lo, hi = image.min(), image.max()
+        if np.any(factors > 1):
+            sigma = np.maximum(0, (factors - 1) / 2)
+            image = ndimage.gaussian_filter(image, (*sigma, 0), mode="mirror")
+        zoomed = ndimage.zoom(
+            image, (size / h, size / w, 1), order=1, mode="mirror", grid_mode=True
+        )
+        out[i] = np.clip(zoomed, lo, hi)
     return out

@@ -75,3 +75,39 @@ def test_table_matches_the_paper_transcription():
     assert ours["avg_w_dist"] > 0.05  # the two sets differ in size: a real distance
     same = raps.compare(sa, sa)
     assert max(same["w_dist"]) == 0.0
+
+
+def paper_fid_input(data, size=256):
+    """H5PyIterator(resize_transform=256) + tile + toRGB (metric_utils.py), per image: uint8."""
+    import matplotlib
+    from skimage.transform import resize
+
+    data = resize(data, (size, size))
+    if data.shape[-1] == 1:
+        data = np.tile(data, (1, 1, 3))
+    img = data[..., 1]
+    img = (img - np.min(img)) / (np.max(img) - np.min(img))
+    rgb = matplotlib.colormaps["magma"](img)[:, :, :3]
+    return (rgb * 255).astype(np.uint8)
+
+
+def test_protocol_reproduces_the_papers_network_input():
+    """Within one grey level, on one-band (two of the paper's three sets) and 3-band files,
+    up- and down-sampled."""
+    from galtools.features import protocol
+
+    p = protocol.parse("holzschuh2022")
+    rng = np.random.default_rng(5)
+    cases = [
+        (blobs(3, 64, 7, 6.0).astype(np.float32), ["r"], 256),
+        (np.concatenate([blobs(3, 40, s, 4.0) for s in (8, 9, 10)], -1), ["g", "r", "i"], 256),
+        (blobs(2, 96, 11, 9.0) + rng.uniform(0, 0.01, (2, 96, 96, 1)), ["r"], 64),
+    ]
+    for images, bands, size in cases:
+        proto = p if size == 256 else protocol.parse(f"holzschuh2022,size={size}")
+        ours = np.rint(protocol.apply(proto, images, bands) * 255).astype(int)
+        for k in range(len(images)):
+            ref = paper_fid_input(np.asarray(images[k], np.float64), size).astype(int)
+            diff = np.abs(ours[k] - ref)
+            assert diff.max() <= 1, (bands, size, diff.max())
+            assert diff.mean() < 0.05
