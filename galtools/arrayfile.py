@@ -20,6 +20,9 @@ import zipfile
 import numpy as np
 
 from galtools import meta as metamod
+
+# the one writer; AtomicPath and check_output stay importable from here (code and plugins do)
+from galtools.atomic import AtomicPath, check_output, disk_full_error, is_disk_full  # noqa: F401
 from galtools.errors import GalError, InputError
 
 IMAGE_FIELDS = ("images", "targets")
@@ -444,61 +447,6 @@ def read_galaxies(path, fields=None):
 # ----------------------------------------------------------------------------------- writing
 
 
-def check_output(path, overwrite=False, inputs=()):
-    """Refuse to clobber an existing output (without overwrite) or to write over an input."""
-    path = os.fspath(path)
-    if path == "-":
-        return
-    real = os.path.realpath(path)
-    for src in inputs:
-        src = os.fspath(src)
-        if src != "-" and os.path.exists(src) and os.path.realpath(src) == real:
-            raise GalError(f"{path}: output is also an input (inputs are never modified)")
-    if os.path.exists(path) and not overwrite:
-        raise GalError(f"{path}: output exists (use --overwrite to replace it)")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise GalError(f"{path}: directory {parent} does not exist")
-
-
-class AtomicPath:
-    """A temporary path beside ``path`` that becomes ``path`` on commit."""
-
-    def __init__(self, path, overwrite=False, inputs=(), suffix=None):
-        self.path = os.fspath(path)
-        check_output(self.path, overwrite, inputs)
-        if self.path == "-":
-            fd, self.tmp = tempfile.mkstemp(prefix="galprep-stdout-", suffix=suffix or "")
-        else:
-            directory, name = os.path.split(os.path.abspath(self.path))
-            fd, self.tmp = tempfile.mkstemp(
-                prefix=f".{name}.tmp-", suffix=suffix or "", dir=directory
-            )
-        os.close(fd)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs follow the umask
-        self.overwrite = overwrite
-
-    def commit(self):
-        if self.path == "-":
-            with open(self.tmp, "rb") as fh:
-                shutil.copyfileobj(fh, sys.stdout.buffer, 2**20)
-            sys.stdout.buffer.flush()
-            os.unlink(self.tmp)
-        else:
-            if os.path.exists(self.path) and not self.overwrite:
-                self.abort()
-                raise GalError(f"{self.path}: output appeared while writing; not replaced")
-            os.replace(self.tmp, self.path)
-
-    def abort(self):
-        try:
-            os.unlink(self.tmp)
-        except OSError:
-            pass
-
-
 class GalaxyWriter:
     """Append chunks of galaxies; the file appears at :meth:`close` (atomically).
 
@@ -579,10 +527,16 @@ class GalaxyWriter:
         batch = dict(batch or {}, **fields)
         data = self._check(batch)
         n = data["images"].shape[0]
-        if self.container == "h5":
-            self._append_h5(data, n)
-        else:
-            self._append_npz(data)
+        try:
+            if self.container == "h5":
+                self._append_h5(data, n)
+            else:
+                self._append_npz(data)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            self.abort()
+            raise disk_full_error(self.path) from exc
         self.n += n
 
     def _append_h5(self, data, n):
@@ -639,8 +593,10 @@ class GalaxyWriter:
                 self._close_h5()
             else:
                 self._close_npz()
-        except BaseException:
-            self._atomic.abort()
+        except BaseException as exc:
+            error = self._atomic.fail(exc)
+            if error is not None:
+                raise error from exc
             raise
         self._atomic.commit()
 

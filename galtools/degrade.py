@@ -289,7 +289,8 @@ def degrade_file(
     """
     import json
 
-    from galtools.arrayfile import AtomicPath, GalaxyWriter, check_output, open_galaxies
+    from galtools.arrayfile import GalaxyWriter, open_galaxies
+    from galtools.atomic import AtomicPath, check_output
     from galtools.meta import derive
     from galtools.progress import progress
 
@@ -325,9 +326,10 @@ def degrade_file(
                 if atomic:
                     with open(atomic.tmp, "w") as fh:
                         json.dump(info, fh, indent=2)
-        except BaseException:
-            if atomic:
-                atomic.abort()
+        except BaseException as exc:
+            error = atomic.fail(exc) if atomic else None
+            if error is not None:
+                raise error from exc
             raise
         finally:
             bar.close()

@@ -244,6 +244,8 @@ def plot_robustness(path, table):
     """Grouped bars: PSNR per case, without denoising and for each run."""
     from matplotlib.figure import Figure
 
+    from galtools.atomic import save_figure
+
     cases = table["cases"]
     series = [("no denoising", table["without_denoising"])]
     series += [(r["label"], r["cases"]) for r in table["runs"]]
@@ -266,4 +268,4 @@ def plot_robustness(path, table):
     ax.set_title(f"denoising robustness (n={table['n']})", fontsize=10)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    fig.savefig(path, format="png")
+    save_figure(fig, path, format="png")

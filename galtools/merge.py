@@ -55,7 +55,7 @@ def is_table(path):
 def merge_tables(paths, output, overwrite=False):
     """Join CSV shards (``score`` predictions) with equal headers into ``output``: the header
     once, then every file's rows in the order given.  Returns the number of rows."""
-    from galtools.arrayfile import AtomicPath
+    from galtools.atomic import AtomicPath
     from galtools.errors import InputError
 
     if not is_table(output) and output != "-":
@@ -87,7 +87,9 @@ def merge_tables(paths, output, overwrite=False):
                             out.write(line if line.endswith("\n") else line + "\n")
                             rows += 1
         target.commit()
-    except BaseException:
-        target.abort()
+    except BaseException as exc:
+        error = target.fail(exc)
+        if error is not None:
+            raise error from exc
         raise
     return rows

@@ -94,19 +94,11 @@ def montage_image(
 
 def save_montage(path, images, **kw):
     """Write a montage PNG of ``images`` (atomically; never a half-written picture)."""
-    import os
-    import tempfile
+    from galtools.atomic import atomic_path
 
     img = montage_image(images, **kw)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".montage-", suffix=".png", dir=directory)
-    os.close(fd)
-    try:
+    with atomic_path(path, overwrite=True, suffix=".png") as tmp:
         img.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
     return path
 
 

@@ -1,6 +1,6 @@
 """Several output files that appear together, or not at all."""
 
-from galtools.arrayfile import AtomicPath, check_output
+from galtools.atomic import AtomicPath, check_output, disk_full_error, is_disk_full
 
 
 class Outputs:
@@ -49,5 +49,9 @@ class Outputs:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
             self.commit()
-        else:
-            self.abort()
+            return False
+        paths = [a.path for a in self._atomic]
+        self.abort()
+        if paths and is_disk_full(exc):
+            raise disk_full_error(paths[-1]) from exc
+        return False

@@ -9,7 +9,12 @@ after the parent has asked for the next result.
 """
 
 import mmap
+import multiprocessing.context as _mpc
+import os
 import signal
+import sys
+import threading
+import time
 
 import numpy as np
 
@@ -27,13 +32,109 @@ class _Shared:
         self.offset, self.shape, self.dtype = offset, shape, dtype
 
 
-def _worker_init():
+_PR_SET_PDEATHSIG = 1
+
+
+def exit_with_parent(parent=None, poll_s=1.0):
+    """Make this (worker) process end quietly when its parent dies, e.g. by ``kill -9``.
+
+    On Linux the kernel sends SIGKILL when the parent goes (PR_SET_PDEATHSIG); elsewhere, or
+    if that is unavailable, a daemon thread polls ``os.getppid()``.  Either way the worker
+    leaves without tracebacks (no BrokenPipeError pages from a pool whose parent is gone).
+    ``parent``: the pid expected as parent (default: the current one).
+    """
+    parent = os.getppid() if parent is None else parent
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(0)
+    if armed:
+        return
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="galtools-parent-watch", daemon=True).start()
+
+
+class _QuietExit:
+    """A pool worker process that leaves silently when its parent's pipe is gone."""
+
+    def run(self):
+        try:
+            super().run()
+        except (BrokenPipeError, ConnectionResetError, EOFError):
+            os._exit(0)  # the parent died (kill -9, time limit): nobody to report to
+
+
+class _QuietSpawn(_QuietExit, _mpc.SpawnProcess):
+    pass
+
+
+if hasattr(_mpc, "ForkProcess"):  # POSIX
+
+    class _QuietFork(_QuietExit, _mpc.ForkProcess):
+        pass
+
+    class _QuietForkServer(_QuietExit, _mpc.ForkServerProcess):
+        pass
+
+    _QUIET = {"spawn": _QuietSpawn, "fork": _QuietFork, "forkserver": _QuietForkServer}
+else:  # pragma: no cover
+    _QUIET = {"spawn": _QuietSpawn}
+
+
+def _quiet_resource_tracker():
+    """Start multiprocessing's resource tracker (if not running) without its 'leaked
+    semaphore' warning: after a kill -9 of the parent it cleans up, and need not say so."""
+    from multiprocessing import resource_tracker
+
+    saved = list(sys.warnoptions)
+    sys.warnoptions.append("ignore:resource_tracker:UserWarning")
+    try:
+        resource_tracker.ensure_running()
+    except Exception:
+        pass  # the pool starts it as before
+    finally:
+        sys.warnoptions[:] = saved
+
+
+def worker_pool(ctx, processes, initializer=None, initargs=()):
+    """``ctx.Pool`` whose workers exit quietly (no BrokenPipe tracebacks) when the parent dies.
+
+    Call :func:`exit_with_parent` in ``initializer`` so that busy workers end too.
+    """
+    from multiprocessing.pool import Pool
+
+    cls = _QUIET[ctx.get_start_method()]
+    if ctx.get_start_method() != "fork":
+        _quiet_resource_tracker()
+
+    class _Pool(Pool):
+        @staticmethod
+        def Process(ctx, *args, **kwds):
+            return cls(*args, **kwds)
+
+    return _Pool(processes, initializer, initargs, context=ctx)
+
+
+def _worker_init(parent=None):
     # galprep's SIGTERM handler (raise SystemExit to clean up temporary outputs) is inherited
     # through fork; in a pool worker it would unwind inside the pool's queue locks when the
     # pool is terminated.  Workers own no outputs: let SIGTERM end them at once, and leave
-    # Ctrl-C to the parent.
+    # Ctrl-C to the parent.  A worker whose parent dies ends too, silently.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_parent(parent)
 
 
 def _in_slot(fn, slot, args):
@@ -98,7 +199,9 @@ def ordered_map(fn, tasks, jobs=1, window=None, shared_bytes=0, shared=("images"
         slots = (mmap.mmap(-1, size * window), size, frozenset(shared))  # shared across fork
     previous, _SLOTS = _SLOTS, slots  # what the forked workers see
     try:
-        pool = mp.get_context("fork").Pool(min(jobs, len(tasks)), initializer=_worker_init)
+        pool = worker_pool(
+            mp.get_context("fork"), min(jobs, len(tasks)), _worker_init, (os.getpid(),)
+        )
     finally:
         _SLOTS = previous
     finished = False

@@ -557,6 +557,8 @@ def plot_residuals(path, pred, truth, target, metrics):
     """Residual (prediction − truth) against truth, with the binned mean, as a PNG."""
     from matplotlib.figure import Figure
 
+    from galtools.atomic import save_figure
+
     pred, truth = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
     ok = np.isfinite(pred) & np.isfinite(truth)
     x, r = truth[ok], pred[ok] - truth[ok]
@@ -581,12 +583,14 @@ def plot_residuals(path, pred, truth, target, metrics):
     )
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, format="png")
+    save_figure(fig, path, format="png")
 
 
 def plot_confusion(path, cm):
     """The confusion matrix (row-normalised colours, counts written) as a PNG."""
     from matplotlib.figure import Figure
+
+    from galtools.atomic import save_figure
 
     counts = np.asarray(cm["counts"], np.float64)
     names = cm["classes"]
@@ -616,4 +620,4 @@ def plot_confusion(path, cm):
     acc = np.trace(counts) / max(counts.sum(), 1)
     ax.set_title(f"accuracy {acc:.3f} (n={int(counts.sum())})", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, format="png")
+    save_figure(fig, path, format="png")

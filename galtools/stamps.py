@@ -7,14 +7,13 @@ written in order, chunk by chunk, so memory stays flat whatever the number of im
 
 import csv
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
 from galtools import imageio
-from galtools.arrayfile import AtomicPath, GalaxyWriter, check_output, container_of
+from galtools.arrayfile import GalaxyWriter, container_of
+from galtools.atomic import AtomicPath, atomic_open, check_output
 from galtools.errors import GalError, InputError
 from galtools.meta import new_meta
 from galtools.progress import detail, progress, say
@@ -66,9 +65,8 @@ class FolderWriter:
 
     def __init__(self, path, fmt, overwrite, inputs):
         self.path = os.fspath(path)
-        check_output(self.path, overwrite, inputs)
-        parent, name = os.path.split(os.path.abspath(self.path))
-        self.tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
+        self._atomic = AtomicPath(self.path, overwrite, inputs, directory=True)
+        self.tmp = self._atomic.tmp
         self.fmt, self.overwrite, self.n = fmt, overwrite, 0
         self._names = {}
 
@@ -81,40 +79,28 @@ class FolderWriter:
                     path, f"gives the same output name '{stem}' as {self._names[stem]}"
                 )
             self._names[stem] = path
-            imageio.save_stamp_files(self.tmp, stem, image, names, self.fmt)
+            try:
+                imageio.save_stamp_files(self.tmp, stem, image, names, self.fmt)
+            except OSError as exc:
+                error = self._atomic.fail(exc)
+                if error is None:
+                    raise
+                raise error from exc
         self.n += len(images)
 
     def close(self):
-        os.chmod(self.tmp, 0o777 & ~_umask())
-        if os.path.exists(self.path):
-            if not self.overwrite:
-                self.abort()
-                raise GalError(f"{self.path}: output appeared while writing; not replaced")
-            shutil.rmtree(self.path)
-        os.replace(self.tmp, self.path)
+        self._atomic.commit()
 
     def abort(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+        self._atomic.abort()
 
 
 def write_skip_report(path, skipped, overwrite):
     """CSV of files skipped by --skip-bad (path, reason)."""
-    atomic = AtomicPath(path, overwrite=overwrite)
-    try:
-        with open(atomic.tmp, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(["path", "reason"])
-            w.writerows(skipped)
-    except BaseException:
-        atomic.abort()
-        raise
-    atomic.commit()
+    with atomic_open(path, "w", overwrite, newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "reason"])
+        w.writerows(skipped)
 
 
 def skip_report_path(output):

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from galtools.atomic import atomic_open
 from galtools.errors import GalError
 from galtools.features import protocol as protomod
 
@@ -44,13 +45,10 @@ def _cached(cache, key):
 
 def _store(cache, key, features, info):
     os.makedirs(cache, exist_ok=True)
-    final = os.path.join(cache, key + ".npy")
-    tmp = final + f".tmp-{os.getpid()}.npy"
-    np.save(tmp, features, allow_pickle=False)
-    os.replace(tmp, final)
-    with open(os.path.join(cache, key + ".json.tmp"), "w") as fh:
+    with atomic_open(os.path.join(cache, key + ".npy"), "wb", overwrite=True) as fh:
+        np.save(fh, features, allow_pickle=False)
+    with atomic_open(os.path.join(cache, key + ".json"), "w", overwrite=True) as fh:
         json.dump(info, fh, indent=1, default=str)
-    os.replace(os.path.join(cache, key + ".json.tmp"), os.path.join(cache, key + ".json"))
 
 
 def file_features(path, extractor, proto, cache=None, chunk_size=None, desc=None):

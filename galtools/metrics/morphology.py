@@ -906,4 +906,5 @@ class Morphology:
     def plot(self, results, names, bands, directory):
         from galtools.metrics.plots import morphology_plot
 
-        return morphology_plot(results, names, directory)
+        bad = FLAGS["edge"] | FLAGS["nonfinite"]
+        return morphology_plot(results, names, directory, PROPERTIES, bad)

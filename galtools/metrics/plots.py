@@ -1,25 +1,26 @@
-"""PNG plots of metrics (matplotlib, Agg backend, imported lazily)."""
+"""PNG plots of metrics (matplotlib's Figure, imported lazily; no pyplot, no backend change)."""
 
 import os
 
 import numpy as np
 
+from galtools.atomic import save_figure
 
-def _pyplot():
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def _figure(rows, cols, figsize):
+    from matplotlib.figure import Figure
 
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(rows, cols, squeeze=False)
 
 
 def power_plots(results, names, bands, directory):
     """power_1d.png (mean log10 spectra with 16–84 % bands) and power_2d.png (contours)."""
-    plt = _pyplot()
+    from matplotlib.lines import Line2D
+
     files = []
     nb = len(bands)
-    fig, axes = plt.subplots(1, nb, figsize=(4.5 * nb, 3.6), squeeze=False)
+    fig, axes = _figure(1, nb, (4.5 * nb, 3.6))
     for k, band in enumerate(bands):
         ax = axes[0, k]
         for res, name in zip(results, names):
@@ -34,11 +35,10 @@ def power_plots(results, names, bands, directory):
         ax.legend(fontsize=8)
     fig.tight_layout()
     path = os.path.join(directory, "power_1d.png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     files.append("power_1d.png")
 
-    fig, axes = plt.subplots(1, nb, figsize=(4.5 * nb, 4.2), squeeze=False)
+    fig, axes = _figure(1, nb, (4.5 * nb, 4.2))
     styles = ("solid", "dashed", "dotted")
     for k, band in enumerate(bands):
         ax = axes[0, k]
@@ -46,31 +46,31 @@ def power_plots(results, names, bands, directory):
         for i, (res, name) in enumerate(zip(results, names)):
             img = np.log10(np.maximum(res["mean2d"][k], 1e-30))
             cs = ax.contour(img, levels=8, linestyles=styles[i % 3], colors=f"C{i}", linewidths=1)
-            handles.append(plt.Line2D([], [], color=f"C{i}", linestyle=styles[i % 3], label=name))
+            handles.append(Line2D([], [], color=f"C{i}", linestyle=styles[i % 3], label=name))
             del cs
         ax.set_aspect("equal")
         ax.set_title(f"mean log10 2-D power, band {band}")
         ax.legend(handles=handles, fontsize=8)
     fig.tight_layout()
-    fig.savefig(os.path.join(directory, "power_2d.png"), dpi=100)
-    plt.close(fig)
+    save_figure(fig, os.path.join(directory, "power_2d.png"), dpi=100)
     files.append("power_2d.png")
     return files
 
 
-def morphology_plot(results, names, directory):
-    """morphology.png: one histogram panel per property, the sets overlaid."""
-    from galtools.metrics.morphology import FLAGS, PROPERTIES
+def morphology_plot(results, names, directory, properties, bad_flags):
+    """morphology.png: one histogram panel per property, the sets overlaid.
 
-    plt = _pyplot()
+    ``results``: per set, a dict of property arrays and ``flags``; galaxies with any of the
+    ``bad_flags`` bits set are left out.
+    """
     cols = 5
-    rows = int(np.ceil(len(PROPERTIES) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
-    for k, prop in enumerate(PROPERTIES):
+    rows = int(np.ceil(len(properties) / cols))
+    fig, axes = _figure(rows, cols, (3.2 * cols, 2.8 * rows))
+    for k, prop in enumerate(properties):
         ax = axes[k // cols, k % cols]
         data = []
         for res in results:
-            good = res["flags"] & ~(FLAGS["edge"] | FLAGS["nonfinite"]) == 0
+            good = res["flags"] & ~bad_flags == 0
             v = res[prop][good]
             data.append(v[np.isfinite(v)])
         allv = np.concatenate(data) if data else np.empty(0)
@@ -80,10 +80,9 @@ def morphology_plot(results, names, directory):
             for v, name in zip(data, names):
                 ax.hist(v, bins=bins, histtype="step", density=True, label=name)
         ax.set_title(prop)
-    for k in range(len(PROPERTIES), rows * cols):
+    for k in range(len(properties), rows * cols):
         axes[k // cols, k % cols].axis("off")
     axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(os.path.join(directory, "morphology.png"), dpi=90)
-    plt.close(fig)
+    save_figure(fig, os.path.join(directory, "morphology.png"), dpi=90)
     return ["morphology.png"]

@@ -212,17 +212,11 @@ def _features(paths, names, info, spec, protocol_text, cache, chunk_size):
 
 
 def write_json(path, data, overwrite, inputs):
-    from galtools.arrayfile import AtomicPath
+    from galtools.atomic import atomic_open
 
-    target = AtomicPath(path, overwrite, inputs, suffix=".json")
-    try:
-        with open(target.tmp, "w") as fh:
-            json.dump(_jsonable(data), fh, indent=1, allow_nan=False)
-            fh.write("\n")
-        target.commit()
-    except BaseException:
-        target.abort()
-        raise
+    with atomic_open(path, "w", overwrite, inputs) as fh:
+        json.dump(_jsonable(data), fh, indent=1, allow_nan=False)
+        fh.write("\n")
 
 
 def _jsonable(value):
@@ -239,34 +233,12 @@ def _jsonable(value):
     return value
 
 
-class PlotDir:
-    """A folder of plots that appears complete (renamed from a temporary folder) or not at all."""
-
-    def __init__(self, path, overwrite, inputs=()):
-        from galtools.arrayfile import check_output
-
-        self.path = os.fspath(path)
-        check_output(self.path, overwrite, inputs)
-        parent = os.path.dirname(os.path.abspath(self.path))
-        self.tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.tmp-", dir=parent)
-
-    def commit(self):
-        if os.path.isdir(self.path):
-            shutil.rmtree(self.path)
-        elif os.path.exists(self.path):
-            os.unlink(self.path)
-        os.replace(self.tmp, self.path)
-
-    def abort(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
 def run_compare(real, other, output, metric_names, plots=None, overwrite=False, history=None, **kw):
     """Compare two files and write the JSON report (and plots); returns the report."""
-    from galtools.arrayfile import check_output
+    from galtools.atomic import AtomicPath, check_output
 
     check_output(output, overwrite, [real, other])
-    plot_dir = PlotDir(plots, overwrite, [real, other]) if plots else None
+    plot_dir = AtomicPath(plots, overwrite, [real, other], directory=True) if plots else None
     try:
         names = ("real", "other")
         report, results, info, settings = compare_sets((real, other), names, metric_names, **kw)
@@ -285,9 +257,10 @@ def run_compare(real, other, output, metric_names, plots=None, overwrite=False, 
         write_json(output, report, overwrite, [real, other])
         if plot_dir is not None:
             plot_dir.commit()
-    except BaseException:
-        if plot_dir is not None:
-            plot_dir.abort()
+    except BaseException as exc:
+        error = plot_dir.fail(exc) if plot_dir is not None else None
+        if error is not None:
+            raise error from exc
         raise
     return report
 
@@ -296,7 +269,8 @@ def run_table(
     path, output, metric_names, overwrite=False, history=None, shard=None, chunk_size=None, **kw
 ):
     """One set: per-galaxy rows (.h5/.csv) or per-set summaries (.json)."""
-    from galtools.arrayfile import AtomicPath, open_galaxies
+    from galtools.arrayfile import open_galaxies
+    from galtools.atomic import AtomicPath
 
     info = [_open_info(path)]
     settings = _settings(kw, info)
@@ -363,8 +337,10 @@ def run_table(
             else:
                 _write_h5(target.tmp, ids, columns, meta)
         target.commit()
-    except BaseException:
-        target.abort()
+    except BaseException as exc:
+        error = target.fail(exc)
+        if error is not None:
+            raise error from exc
         raise
     return results
 

@@ -40,7 +40,6 @@ Networks are made only of stock Keras layers or layers registered with
 """
 
 import os
-import tempfile
 
 TASKS = ("regression", "classification", "gan", "denoise")
 KINDS = ("keras", "closed-form")
@@ -81,16 +80,10 @@ class ModelSpec:
 
 def save_keras(model, path):
     """``model.save(path)`` through a temporary file and a rename (never half-written)."""
-    directory, name = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.tmp-", suffix=".keras", dir=directory)
-    os.close(fd)
-    try:
+    from galtools.atomic import atomic_path
+
+    with atomic_path(path, overwrite=True, suffix=".keras") as tmp:
         model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def quiet_tensorflow():

@@ -103,18 +103,18 @@ class RidgeHistogram(ModelSpec):
         best = int(np.argmin(cv))
         alpha = mc["alphas"][best]
         w, b = solve(total[0], total[1], total[3], total[4], total[5], alpha)
-        path = os.path.join(run_dir, "weights.npz")
-        tmp = path + ".tmp.npz"
-        np.savez(
-            tmp,
-            edges=edges,
-            w=w,
-            b=np.float64(b),
-            alpha=np.float64(alpha),
-            alphas=np.asarray(mc["alphas"]),
-            cv_rmse=np.asarray(cv),
-        )
-        os.replace(tmp, path)
+        from galtools.atomic import atomic_open
+
+        with atomic_open(os.path.join(run_dir, "weights.npz"), "wb", overwrite=True) as fh:
+            np.savez(
+                fh,
+                edges=edges,
+                w=w,
+                b=np.float64(b),
+                alpha=np.float64(alpha),
+                alphas=np.asarray(mc["alphas"]),
+                cv_rmse=np.asarray(cv),
+            )
         return {
             "alpha": alpha,
             "cv_rmse": cv,

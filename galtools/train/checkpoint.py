@@ -7,10 +7,10 @@ Loading tries the newest first and falls back to older ones when a file is unrea
 import json
 import os
 import re
-import tempfile
 
 import numpy as np
 
+from galtools.atomic import atomic_open
 from galtools.errors import GalError
 from galtools.progress import say
 
@@ -32,17 +32,8 @@ def save(directory, step, variables, state, keep=3):
     arrays = {f"v{i:05d}": np.asarray(v) for i, v in enumerate(_values(variables))}
     arrays["state"] = np.array(json.dumps(dict(state, step=step)))
     path = os.path.join(directory, f"step-{step:09d}.npz")
-    fd, tmp = tempfile.mkstemp(prefix=".step-", suffix=".npz.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb", overwrite=True) as fh:
+        np.savez(fh, **arrays)
     for old in listing(directory)[keep:]:
         os.unlink(old)
     return path

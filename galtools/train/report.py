@@ -1,23 +1,14 @@
 """metrics.json, curves.png and the run log."""
 
-import json
 import os
-import tempfile
 import time
+
+from galtools import atomic
 
 
 def write_json(path, data):
-    """JSON written to a temporary file and renamed."""
-    directory, name = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True, default=float)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """A run file's JSON (indent 1, sorted keys), written atomically."""
+    atomic.write_json(path, data, indent=1, sort_keys=True, default=float)
 
 
 def log(run_dir, message):
@@ -28,10 +19,7 @@ def log(run_dir, message):
 
 def plot_curves(path, metrics):
     """Training losses (per logged step) and validation metrics (per segment) → PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     steps = metrics.get("steps", [])
     evals = [e for e in metrics.get("evals", []) if len(e) > 4]
@@ -48,7 +36,8 @@ def plot_curves(path, metrics):
         "lr",
         "cpu_s",
     }
-    fig, axes = plt.subplots(1, 2 if evals else 1, figsize=(11 if evals else 6, 4), squeeze=False)
+    fig = Figure(figsize=(11 if evals else 6, 4))
+    axes = fig.subplots(1, 2 if evals else 1, squeeze=False)
     ax = axes[0, 0]
     keys = sorted({k for r in steps for k in r if k not in skip})
     for k in keys:
@@ -69,13 +58,4 @@ def plot_curves(path, metrics):
         if keys:
             ax.legend(fontsize=7)
     fig.tight_layout()
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".curves-", suffix=".png", dir=directory)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=80)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic.save_figure(fig, path, dpi=80)

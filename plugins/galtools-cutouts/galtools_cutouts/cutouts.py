@@ -226,7 +226,7 @@ def save_preview(path, image, table, kept, overwrite=False, inputs=()):
     green for sources cut, red for stars dropped, grey for other dropped (at the edge)."""
     from PIL import Image, ImageDraw
 
-    from galtools.arrayfile import AtomicPath
+    from galtools.atomic import atomic_path
     from galtools.montage import stretch, to_rgb
 
     shown = to_rgb(stretch(image[None], "asinh"))[0]
@@ -240,13 +240,8 @@ def save_preview(path, image, table, kept, overwrite=False, inputs=()):
             (0, 220, 0) if kept[k] else ((230, 40, 40) if table["is_star"][k] else (160, 160, 160))
         )
         draw.ellipse([x - r, y - r, x + r, y + r], outline=colour)
-    target = AtomicPath(path, overwrite, inputs, suffix=".png")
-    try:
-        img.save(target.tmp, format="PNG")
-    except BaseException:
-        target.abort()
-        raise
-    target.commit()
+    with atomic_path(path, overwrite, inputs, suffix=".png") as tmp:
+        img.save(tmp, format="PNG")
 
 
 def make_cutouts(

@@ -418,6 +418,17 @@ def _worker_init(cfg, tables=None):
     )
 
 
+def _pool_init(cfg, tables):
+    """A pool worker: ends quietly with its parent; Ctrl-C is the parent's to handle."""
+    import signal
+
+    from galtools.parallel import exit_with_parent
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_parent()
+    _worker_init(cfg, tables)
+
+
 def _worker_chunk(job):
     cfg, renderer = _WORKER
     index, start, stop = job
@@ -444,13 +455,13 @@ def generate(cfg, start, stop, jobs=1):
         return
     import multiprocessing
 
+    from galtools.parallel import worker_pool
+
     # forkserver/spawn, never a bare fork: forking a process that runs FFT or HDF5 threads
     # can deadlock the children.  The tables come from the parent (no GalSim in workers).
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    with ctx.Pool(
-        min(jobs, len(work)), initializer=_worker_init, initargs=(cfg, _tables(cfg))
-    ) as pool:
+    with worker_pool(ctx, min(jobs, len(work)), _pool_init, (cfg, _tables(cfg))) as pool:
         yield from pool.imap(_worker_chunk, work)
 
 
