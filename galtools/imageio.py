@@ -291,8 +291,11 @@ def _check_file(path):
         raise InputError(path, "empty file (0 bytes)")
 
 
-def decode_pil(path, token, geometry, dtype):
-    """(H×W×C array, channel names) of a PNG/JPEG/TIFF, cropped and resized."""
+def decode_pil(path, token, geometry, dtype, file_order=False):
+    """(H×W×C array, channel names) of a PNG/JPEG/TIFF, cropped and resized.
+
+    A colour composite's channels come in wavelength order (B, G, R = g, r, i), or as stored
+    (R, G, B = i, r, g) with ``file_order``."""
     from PIL import Image, UnidentifiedImageError
 
     _check_file(path)
@@ -331,7 +334,9 @@ def decode_pil(path, token, geometry, dtype):
     c = arr.shape[-1]
     if token and token not in GREY and len(token) == c:
         names = wavelength_order(list(token))
-        if c == 3:  # colour composite: R is the reddest band
+        if c == 3 and file_order:  # as stored: R (the reddest band) first
+            names = names[::-1]
+        elif c == 3:  # colour composite: R is the reddest band
             arr = arr[..., ::-1]
     elif token and token not in GREY and len(token) == 1 and c == 3:
         arr = _grey(arr)
@@ -420,13 +425,13 @@ def decode_fits(path, token, geometry, nan_fill):
     return cube, names
 
 
-def decode_file(path, token, geometry, dtype, nan_fill=None):
+def decode_file(path, token, geometry, dtype, nan_fill=None, file_order=False):
     suffix = suffix_of(os.path.basename(path))
     if suffix in FITS_SUFFIXES:
         if dtype == "uint8":
             raise InputError(path, "FITS data is floating point; use --dtype float32")
         return decode_fits(path, token, geometry, nan_fill)
-    return decode_pil(path, token, geometry, dtype)
+    return decode_pil(path, token, geometry, dtype, file_order)
 
 
 def _is_composite(token):
@@ -479,12 +484,25 @@ def choose_files(item, bands):
     return singles or files
 
 
-def load_item(item, geometry, bands=None, dtype="uint8", nan_fill=None):
-    """One object's stamp: (H×W×C array, band names), band files stacked by wavelength."""
+def colour_channels(item, bands, names):
+    """Which channel (R, G or B) of a colour composite each of ``names`` comes from, or None
+    when the stamp is not read from one colour file (SDSS convention: R = i, G = r, B = g)."""
+    files = choose_files(item, bands)
+    if len(files) != 1 or not _is_composite(files[0][1]) or len(files[0][1]) != 3:
+        return None
+    stored = wavelength_order(list(files[0][1]))[::-1]  # R, G, B
+    return ["RGB"[stored.index(n)] if n in stored else None for n in names]
+
+
+def load_item(item, geometry, bands=None, dtype="uint8", nan_fill=None, file_order=False):
+    """One object's stamp: (H×W×C array, band names), band files stacked by wavelength
+    (a colour file's channels in wavelength order, or as stored with ``file_order``)."""
     files = choose_files(item, bands)
     if len(files) == 1:
         path, token = files[0]
-        image, names = decode_file(path, token, geometry, dtype, nan_fill)
+        image, names = decode_file(path, token, geometry, dtype, nan_fill, file_order)
+        if file_order and isinstance(bands, Composite) and sorted(names) == sorted(bands):
+            return image, names  # the colour file's own order
         return select_bands(image, names, bands, path)
     if isinstance(bands, list) and all(isinstance(b, str) for b in bands):
         wanted = [f for f in files if f[1] in bands]

@@ -31,6 +31,7 @@ class Decode:
     nan_fill: float = None
     same_size: bool = False  # compress: sizes must agree, no resizing
     root: str = None  # keep only files named <id>_<root>_<band> (inclinet's -r)
+    channel_order: str = "wavelength"  # or "file": a colour file's R, G, B as stored
 
 
 def decode_chunk(items, decode):
@@ -39,7 +40,12 @@ def decode_chunk(items, decode):
     for index, item in items:
         try:
             image, names = imageio.load_item(
-                item, decode.geometry, decode.bands, decode.dtype, decode.nan_fill
+                item,
+                decode.geometry,
+                decode.bands,
+                decode.dtype,
+                decode.nan_fill,
+                decode.channel_order == "file",
             )
             out.append((index, "ok", image, names))
         except InputError as exc:
@@ -190,6 +196,7 @@ def prepare(
                     if problem is None:
                         if first is None:
                             first = (item.path, a.shape, b)
+                            colour = imageio.colour_channels(item, decode.bands, b)
                         stamps.append(a)
                         idx.append(index)
                         paths.append(item.path)
@@ -207,6 +214,9 @@ def prepare(
                 writer = _open_writer(
                     out, to_folder, fmt, first[2], cat, history, overwrite, compression, inputs
                 )
+                if not to_folder:
+                    writer.meta["channel_order"] = decode.channel_order
+                    writer.meta["colour_channels"] = colour
             if to_folder:
                 writer.append(images, [items[i].name for i in idx], first[2], paths)
             else:

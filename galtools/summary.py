@@ -71,6 +71,8 @@ def describe(path, scan_images=True, chunk_size=None):
             "image_shape": list(reader.image_shape),
             "dtype": str(reader.dtype),
             "bands": reader.bands,
+            "channel_order": reader.meta.get("channel_order"),
+            "colour_channels": reader.meta.get("colour_channels"),
             "pixel_scale": reader.meta.get("pixel_scale"),
             "has_targets": reader.has_targets,
             "has_ids": reader.has_ids,
@@ -99,6 +101,11 @@ def format_text(d):
         f"images:      {d['n']} × {'×'.join(map(str, d['image_shape']))} {d['dtype']}",
         f"bands:       {', '.join(d['bands'])}",
     ]
+    colour = d.get("colour_channels")
+    if colour:
+        order = d.get("channel_order") or "wavelength"
+        pairs = ", ".join(f"{b}←{c}" for b, c in zip(d["bands"], colour) if c)
+        lines.append(f"channels:    {pairs} of the colour files ({order} order)")
     if d.get("pixel_scale") is not None:
         lines.append(f"pixel scale: {d['pixel_scale']} arcsec/pixel")
     for field in ("images", "targets"):

@@ -71,6 +71,14 @@ def image_options(f):
             "a colour file and band files is then an error.",
         ),
         click.option(
+            "--channel-order",
+            type=click.Choice(["wavelength", "file"]),
+            default="wavelength",
+            show_default=True,
+            help="A colour file's channels: wavelength order (g, r, i = B, G, R of the JPEG) or "
+            "as stored (R, G, B = i, r, g: inclinet's arrays, for models trained on those).",
+        ),
+        click.option(
             "--root",
             metavar="ROOT",
             help="Use only files named <id>_ROOT_<band>.<ext> (inclinet's -r, e.g. d25x2_rot).",
@@ -141,6 +149,7 @@ def run_prepare(
     geometry,
     bands,
     root,
+    channel_order,
     nan_fill,
     dtype,
     catalog,
@@ -183,7 +192,12 @@ def run_prepare(
             "(write an array file instead)"
         )
     inputs_ = list(inputs) + ([catalog] if catalog else [])
-    decode = Decode(geometry, bands, dtype, nan_fill, same_size, root)
+    if to_folder and channel_order == "file":
+        raise click.UsageError(
+            "--channel-order file is for array files (--to-folder writes "
+            "colour files as colour files)"
+        )
+    decode = Decode(geometry, bands, dtype, nan_fill, same_size, root, channel_order)
     summary = prepare(
         list(inputs),
         output,
@@ -259,6 +273,7 @@ def resize(
     fmt,
     bands,
     root,
+    channel_order,
     nan_fill,
     dtype,
     catalog,
@@ -316,6 +331,7 @@ def resize(
         geometry,
         bands,
         root,
+        channel_order,
         nan_fill,
         dtype,
         catalog,

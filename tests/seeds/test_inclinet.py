@@ -141,3 +141,27 @@ def test_readme_catalog_examples_run_on_inclinets_catalog(galprep, tmp_path, mon
     assert sum(len(p["ids"]) for p in parts) == int(keep.sum())
     for part in parts:
         assert np.all(part["inc"] >= 45) and np.all(part["inc_flg"] == 0)
+
+
+def test_channel_order_is_recorded_and_file_order_matches_inclinets_arrays(galprep, tmp_path):
+    """inclinet's arrays keep the JPEG's R, G, B; galtools' default is wavelength order."""
+    folder = galaxies(tmp_path / "galaxies", ids=(118,), sdss=(118,))
+    default, stored = tmp_path / "wl.h5", tmp_path / "file.h5"
+    args = ["resize", folder, "--band", "gri", "--size", "8"]
+    assert galprep(*args, "-o", default).code == 0
+    r = galprep(*args, "--channel-order", "file", "-o", stored)
+    assert r.code == 0, r.stderr
+    a, meta_a = read_galaxies(default)
+    b, meta_b = read_galaxies(stored)
+    assert meta_a["bands"] == ["g", "r", "i"] and meta_a["colour_channels"] == ["B", "G", "R"]
+    assert meta_b["bands"] == ["i", "r", "g"] and meta_b["colour_channels"] == ["R", "G", "B"]
+    assert meta_b["channel_order"] == "file"
+    # inclinet's array: np.asarray(Image.open(jpg)) channel for channel
+    assert np.abs(b["images"][0, 4, 4].astype(int) - SDSS).max() <= 2
+    np.testing.assert_array_equal(b["images"][..., ::-1], a["images"])
+    info = galprep("info", default)
+    assert "channels:    g←B, r←G, i←R of the colour files (wavelength order)" in info.out
+    # band files have no colour channels to report
+    grey = tmp_path / "g.h5"
+    assert galprep("resize", folder, "--band", "g", "--size", "8", "-o", grey).code == 0
+    assert read_galaxies(grey)[1]["colour_channels"] is None
