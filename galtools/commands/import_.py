@@ -30,6 +30,7 @@ def build_command(importer):
         shard,
         catalog,
         catalog_id,
+        catalog_where,
         bands,
         pixel_scale,
         **fmt,
@@ -40,6 +41,8 @@ def build_command(importer):
         from galtools.meta import history_entry
         from galtools.progress import say
 
+        if catalog_where and not catalog:
+            raise click.UsageError("--catalog-where needs --catalog")
         out = shard.output_path(output)
         if shard.count > 1 and os.path.exists(out) and not overwrite:
             say(f"shard {shard}: {out} exists, skipped")
@@ -62,6 +65,7 @@ def build_command(importer):
             bands,
             pixel_scale,
             fmt,
+            catalog_where=catalog_where,
         )
         if report:
             say(report)
@@ -81,6 +85,12 @@ def build_command(importer):
         callback=_bands,
         metavar="BANDS",
         help="Band names, 'gri' or 'g,r,i' (overrides the format's).",
+    )(f)
+    f = click.option(
+        "--catalog-where",
+        metavar="EXPR",
+        help="Keep only catalog rows where EXPR holds (the --where language of split), before "
+        "the first row per id is taken, e.g. 'selected' (galaxyCGAN's df[df.selected]).",
     )(f)
     f = click.option(
         "--catalog-id",
