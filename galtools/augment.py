@@ -20,9 +20,18 @@ import numpy as np
 from galtools.errors import GalError, InputError
 
 GEOMETRIC = ("hflip", "vflip", "rot90", "rotate", "scale", "shift")
-PHOTOMETRIC = ("blur", "brightness", "offset", "gamma", "noise", "invert", "greyscale")
+PHOTOMETRIC = (
+    "blur",
+    "brightness",
+    "offset",
+    "gamma",
+    "noise",
+    "invert",
+    "greyscale",
+    "invert_grey",
+)
 ORDER = GEOMETRIC + PHOTOMETRIC
-PROBABILITY_ONLY = ("hflip", "vflip", "rot90", "invert")
+PROBABILITY_ONLY = ("hflip", "vflip", "rot90", "invert", "invert_grey")
 SYMMETRIC = ("rotate", "shift")  # a single value V means -V:V
 WORK_BYTES = 16 * 2**20
 
@@ -49,11 +58,12 @@ def parse_op(name, text):
     """'LO:HI@P', 'V@P', 'LO:HI', 'V' (or 'P' for probability-only ops) → Op."""
     text = str(text).strip()
     if name in PROBABILITY_ONLY:
+        flag = name.replace("_", "-")
         if not re.fullmatch(_NUM, text):
-            raise ValueError(f"--{name} takes a probability, got {text!r}")
+            raise ValueError(f"--{flag} takes a probability, got {text!r}")
         p = float(text)
         if not 0 <= p <= 1:
-            raise ValueError(f"--{name}: probability {p:g} not in [0, 1]")
+            raise ValueError(f"--{flag}: probability {p:g} not in [0, 1]")
         return Op(name, p=p)
     m = re.fullmatch(rf"({_NUM})(?::({_NUM}))?(?:@({_NUM}))?", text)
     if name == "greyscale" and re.fullmatch(_NUM, text):
@@ -219,12 +229,7 @@ class Augmenter:
             _apply(x, mask, add_noise, sigma)
         mask, _ = self._draw(rng, "invert", n)
         if mask.any():
-
-            def invert(sub, _):
-                lo, hi = _value_range(sub, eight_bit)
-                return (lo + hi) - sub
-
-            _apply(x, mask, invert, None)
+            _apply(x, mask, lambda sub, _: _inverted(sub, eight_bit), None)
         mask, amount = self._draw(rng, "greyscale", n)
         if mask.any() and x.shape[-1] > 1:
 
@@ -233,6 +238,11 @@ class Augmenter:
                 return (1 - a) * sub + a * sub.mean(axis=-1, keepdims=True)
 
             _apply(x, mask, grey, amount)
+        grey_mask = mask
+        mask, _ = self._draw(rng, "invert_grey", n)
+        mask &= grey_mask
+        if mask.any():  # inclinet: half of the greyscale images inverted
+            _apply(x, mask, lambda sub, _: _inverted(sub, eight_bit), None)
 
 
 def _per_image(values):
@@ -249,6 +259,12 @@ def _apply(x, mask, fn, values):
             x[...] = out
     else:
         x[mask] = fn(x[mask], None if values is None else values[mask])
+
+
+def _inverted(x, eight_bit):
+    """Images mirrored in their value range (255 - v for 8-bit)."""
+    lo, hi = _value_range(x, eight_bit)
+    return (lo + hi) - x
 
 
 def _value_range(x, eight_bit):
@@ -495,30 +511,51 @@ def parse_bins(text):
     return edges
 
 
-def bin_name(edges, i):
+CLOSED = ("left", "right")
+
+
+def bin_name(edges, i, closed="left"):
+    if closed == "right":
+        return f"{'[' if i == 0 else '('}{edges[i]:g}, {edges[i + 1]:g}]"
     close = "]" if i == len(edges) - 2 else ")"
     return f"[{edges[i]:g}, {edges[i + 1]:g}{close}"
 
 
-def uniform_plan(values, edges, per_bin, rng, allow_empty=False, column="label", path=""):
-    """Row indices (len = bins × per_bin, empty bins excepted) so that each bin of ``values``
-    holds exactly ``per_bin`` rows: all rows of a small bin plus random repeats, or a random
-    subset of a large bin."""
+def bin_index(values, edges, closed="left"):
+    """The bin of each value (-1 or len(edges) - 1 outside).  ``left``: bins [a, b) and the
+    last [a, b]; ``right``: (a, b] and the first [a, b] (inclinet's convention)."""
     values = np.asarray(values, dtype=np.float64)
-    which = np.searchsorted(edges, values, side="right") - 1
-    which[values == edges[-1]] = len(edges) - 2
+    if closed == "right":
+        which = np.searchsorted(edges, values, side="left") - 1
+        which[values == edges[0]] = 0
+    else:
+        which = np.searchsorted(edges, values, side="right") - 1
+        which[values == edges[-1]] = len(edges) - 2
+    return which
+
+
+def uniform_bins(
+    values, edges, per_bin, rng, allow_empty=False, column="label", path="", closed="left"
+):
+    """([rows of each non-empty bin, ``per_bin`` each], counts, rows outside the bins).
+
+    A large bin gives a random subset; a small one every row ``per_bin // n`` times plus a
+    random ``per_bin % n`` of them once more, so repeats differ by at most one."""
+    values = np.asarray(values, dtype=np.float64)
+    which = bin_index(values, edges, closed)
     inside = (which >= 0) & (which < len(edges) - 1) & np.isfinite(values)
     plan, counts, empty = [], [], []
     for b in range(len(edges) - 1):
         rows = np.flatnonzero(inside & (which == b))
         counts.append(int(rows.size))
         if rows.size == 0:
-            empty.append(bin_name(edges, b))
+            empty.append(bin_name(edges, b, closed))
             continue
         if rows.size >= per_bin:
             chosen = rng.choice(rows, per_bin, replace=False)
         else:
-            chosen = np.concatenate([rows, rng.choice(rows, per_bin - rows.size, replace=True)])
+            extra = rng.choice(rows, per_bin % rows.size, replace=False)
+            chosen = np.concatenate([np.repeat(rows, per_bin // rows.size), extra])
         plan.append(chosen)
     if empty and not allow_empty:
         raise InputError(
@@ -530,7 +567,39 @@ def uniform_plan(values, edges, per_bin, rng, allow_empty=False, column="label",
         raise InputError(
             path, f"no rows of '{column}' fall in the bins {edges[0]:g}..{edges[-1]:g}"
         )
-    return np.concatenate(plan), counts, int((~inside).sum())
+    return plan, counts, int((~inside).sum())
+
+
+def uniform_plan(
+    values, edges, per_bin, rng, allow_empty=False, column="label", path="", closed="left"
+):
+    """Row indices (len = bins × per_bin, empty bins excepted) so that each bin of ``values``
+    holds exactly ``per_bin`` rows (see :func:`uniform_bins`)."""
+    plan, counts, outside = uniform_bins(
+        values, edges, per_bin, rng, allow_empty, column, path, closed
+    )
+    return np.concatenate(plan), counts, outside
+
+
+def batched_plan(bins_rows, batches, rng):
+    """(plan, [(start, stop)] per batch): every batch holds ``per_bin / batches`` rows of every
+    bin (sizes differ by at most one, spread over bins), shuffled within the batch."""
+    parts = [[] for _ in range(batches)]
+    for b, rows in enumerate(bins_rows):
+        rows = rows[rng.permutation(rows.size)]
+        base, rem = divmod(rows.size, batches)
+        start = 0
+        for k in range(batches):
+            size = base + (1 if (k - b) % batches < rem else 0)
+            parts[k].append(rows[start : start + size])
+            start += size
+    plan, bounds, start = [], [], 0
+    for k in range(batches):
+        part = np.concatenate(parts[k])
+        plan.append(part[rng.permutation(part.size)])
+        bounds.append((start, start + part.size))
+        start += part.size
+    return np.concatenate(plan), bounds
 
 
 # ----------------------------------------------------------------------------- files
@@ -571,6 +640,7 @@ def augment_file(
     bins=None,
     per_bin=None,
     allow_empty=False,
+    closed="left",
     copies=1,
     batches=None,
     fmt="h5",
@@ -603,11 +673,17 @@ def augment_file(
             values = reader.column(uniform)
             if values.dtype.kind not in "iuf":
                 raise InputError(path, f"column '{uniform}' is not numeric")
-            plan, counts, outside = uniform_plan(
-                values, bins, per_bin, rng, allow_empty, uniform, path
+            bins_rows, counts, outside = uniform_bins(
+                values, bins, per_bin, rng, allow_empty, uniform, path, closed
             )
+            plan = np.concatenate(bins_rows)
+            per_file = ""
+            if batches:
+                lo, hi = per_bin // batches, -(-per_bin // batches)
+                per_file = f" ({lo}{'' if lo == hi else f'–{hi}'} per bin in each batch file)"
             say(
                 f"'{uniform}' bins: {' '.join(map(str, counts))} rows → {per_bin} each"
+                + per_file
                 + (f"; {outside} rows outside the bins" if outside else "")
             )
         else:
@@ -617,16 +693,22 @@ def augment_file(
         row_bytes = (
             int(np.prod(image_shape)) * reader.dtype.itemsize * (2 if reader.has_targets else 1)
         )
-    plan = plan[rng.permutation(plan.size)]
+    bounds = None
+    if uniform and batches:
+        plan, bounds = batched_plan(bins_rows, batches, rng)
+    else:
+        plan = plan[rng.permutation(plan.size)]
     info = {"ops": augmenter.describe(), "seed": seed, "rows": int(plan.size)}
     if uniform:
-        info.update(uniform=uniform, bins=[float(e) for e in bins], per_bin=per_bin)
+        info.update(
+            uniform=uniform, bins=[float(e) for e in bins], per_bin=per_bin, bins_closed=closed
+        )
     meta = derive(meta_in, dict(history, augment=info))
     size = chunk_size or max(1, WORK_BYTES // (int(np.prod(image_shape)) * 4))
     parts = []  # (output path, start, stop, key)
     if batches:
         for k in shard.select(list(range(batches))):
-            start, stop = Shard(k, batches).bounds(plan.size)
+            start, stop = bounds[k] if bounds else Shard(k, batches).bounds(plan.size)
             parts.append((os.path.join(output, f"batch_{k:03d}.{fmt}"), start, stop, k))
     else:
         container_of(output)

@@ -20,7 +20,14 @@ OPS = [
     (
         "greyscale",
         "[LO:HI@]P",
-        "Blend a fraction P of images towards grey (amount LO:HI, default 1).",
+        "Blend a fraction P of images towards grey (amount LO:HI, default 1: the mean of "
+        "the bands in every band).",
+    ),
+    (
+        "invert-grey",
+        "P",
+        "Invert a fraction P of the images --greyscale made grey (inclinet: --greyscale 0.5 "
+        "--invert-grey 0.5).",
     ),
 ]
 
@@ -49,7 +56,9 @@ def _bins(ctx, param, value):
 
 def op_options(f):
     for name, metavar, text in reversed(OPS):
-        f = click.option(f"--{name}", name, callback=_op_callback, metavar=metavar, help=text)(f)
+        f = click.option(
+            f"--{name}", name.replace("-", "_"), callback=_op_callback, metavar=metavar, help=text
+        )(f)
     return f
 
 
@@ -76,6 +85,13 @@ def op_options(f):
     help="Bins for --uniform: LO:HI:STEP or edges 'a,b,c'.",
 )
 @click.option("--per-bin", type=click.IntRange(min=1), metavar="N", help="Images per bin.")
+@click.option(
+    "--bins-closed",
+    type=click.Choice(["left", "right"]),
+    default="left",
+    show_default=True,
+    help="left: bins [a, b), the last [a, b]; right: (a, b], the first [a, b] (inclinet's).",
+)
 @click.option("--allow-empty-bins", is_flag=True, help="Leave empty bins empty, not an error.")
 @click.option(
     "--copies",
@@ -117,6 +133,7 @@ def augment(
     uniform,
     bins,
     per_bin,
+    bins_closed,
     allow_empty_bins,
     copies,
     batches,
@@ -143,6 +160,8 @@ def augment(
         chosen = [Op("hflip", p=0.5), Op("vflip", p=0.5), Op("rot90", p=1.0)]
     if uniform and (bins is None or per_bin is None):
         raise click.UsageError("--uniform needs --bins and --per-bin")
+    if ops.get("invert_grey") is not None and ops.get("greyscale") is None:
+        raise click.UsageError("--invert-grey inverts images made grey by --greyscale")
     if (bins is not None or per_bin is not None) and not uniform:
         raise click.UsageError("--bins/--per-bin need --uniform COL")
     if uniform and copies != 1:
@@ -158,6 +177,7 @@ def augment(
         bins=bins,
         per_bin=per_bin,
         allow_empty=allow_empty_bins,
+        closed=bins_closed,
         copies=copies,
         batches=batches,
         fmt=fmt,

@@ -165,3 +165,78 @@ def test_channel_order_is_recorded_and_file_order_matches_inclinets_arrays(galpr
     grey = tmp_path / "g.h5"
     assert galprep("resize", folder, "--band", "g", "--size", "8", "-o", grey).code == 0
     assert read_galaxies(grey)[1]["colour_channels"] is None
+
+
+def inclination_file(path, incs, colour=(200, 100, 50)):
+    """uint8 colour stamps (constant per galaxy) with an 'inc' column, as resize writes."""
+    from galtools.arrayfile import write_galaxies
+
+    n = len(incs)
+    images = np.zeros((n, 8, 8, 3), np.uint8) + np.array(colour[::-1], np.uint8)
+    images[:, 0, 0, 0] = np.arange(n)  # tells the galaxies apart
+    batch = {"images": images, "ids": np.arange(n), "inc": np.asarray(incs, np.float64)}
+    write_galaxies(path, batch, {"bands": ["g", "r", "i"]})
+    return path
+
+
+def test_augment_batches_are_each_uniform_with_even_repeats(galprep, tmp_path):
+    # four galaxies in [45, 50], two in (50, 55], many in (55, 60]
+    incs = [45, 46, 47, 49, 51, 53] + [56 + 0.1 * k for k in range(30)]
+    src = inclination_file(tmp_path / "train.h5", incs)
+    out = tmp_path / "aug"
+    args = ["augment", src, "--uniform", "inc", "--bins", "45:60:5", "--per-bin", "40"]
+    r = galprep(*args, "--batches", "5", "--hflip", "0.5", "-o", out, "-j", "1")
+    assert r.code == 0, r.stderr
+    assert "8 per bin in each batch file" in r.stderr
+    copies = {}
+    for k in range(5):
+        batch, meta = read_galaxies(out / f"batch_{k:03d}.h5")
+        per_bin = np.histogram(batch["inc"], bins=[45, 50, 55, 60])[0]
+        assert per_bin.tolist() == [8, 8, 8]  # every file is itself uniform
+        for row in batch["ids"].tolist():
+            copies[row] = copies.get(row, 0) + 1
+    assert [copies[g] for g in range(4)] == [10, 10, 10, 10]  # 40 / 4 galaxies: even
+    assert [copies[g] for g in (4, 5)] == [20, 20]
+    assert sorted(copies[g] for g in range(6, 36)) == [1] * 20 + [2] * 10
+    assert meta["history"][-1]["augment"]["bins_closed"] == "left"
+    # 42 per bin over 5 files: 8 or 9 per bin in a file, 42 in all; repeats differ by one
+    r = galprep(*args[:-1], "42", "--batches", "5", "-o", tmp_path / "b42", "-j", "1")
+    assert r.code == 0 and "8–9 per bin in each batch file" in r.stderr
+    total = np.zeros(3, int)
+    rows = []
+    for k in range(5):
+        batch, _ = read_galaxies(tmp_path / "b42" / f"batch_{k:03d}.h5")
+        per_bin = np.histogram(batch["inc"], bins=[45, 50, 55, 60])[0]
+        assert set(per_bin.tolist()) <= {8, 9}
+        total += per_bin
+        rows += batch["ids"].tolist()
+    assert total.tolist() == [42, 42, 42]
+    assert sorted(rows.count(g) for g in range(4)) == [10, 10, 11, 11]
+
+
+def test_bins_closed_right_is_inclinets_convention(galprep, tmp_path):
+    src = inclination_file(tmp_path / "t.h5", [45, 50, 50, 52, 55, 58])
+    for closed, counts in (("left", "1 3 2"), ("right", "3 2 1")):
+        r = galprep(
+            "augment", src, "--uniform", "inc", "--bins", "45:60:5", "--per-bin", "2",
+            "--bins-closed", closed, "-o", tmp_path / f"{closed}.h5",
+        )  # fmt: skip
+        assert r.code == 0 and f"'inc' bins: {counts} rows" in r.stderr, r.stderr
+
+
+def test_half_colour_half_grey_half_of_grey_inverted(galprep, tmp_path):
+    src = inclination_file(tmp_path / "t.h5", [46 + (k % 40) for k in range(400)])
+    out = tmp_path / "mixed.h5"
+    r = galprep(
+        "augment", src, "--copies", "1", "--greyscale", "0.5", "--invert-grey", "0.5",
+        "-o", out, "--seed", "3",
+    )  # fmt: skip
+    assert r.code == 0, r.stderr
+    x = read_galaxies(out)[0]["images"][:, 4, 4].astype(int)
+    colour = (x == [50, 100, 200]).all(axis=1)
+    grey = (x == [117, 117, 117]).all(axis=1)  # rint(mean(50, 100, 200))
+    inverted = (x == [138, 138, 138]).all(axis=1)
+    assert (colour | grey | inverted).all()  # colour images are never inverted
+    assert 0.4 < colour.mean() < 0.6 and 0.15 < inverted.mean() < 0.35
+    r = galprep("augment", src, "--invert-grey", "0.5", "-o", tmp_path / "x.h5")
+    assert r.code == 2 and "--invert-grey inverts images made grey by --greyscale" in r.stderr
