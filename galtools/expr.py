@@ -11,7 +11,7 @@ Grammar::
 
 Names are label columns (``ids`` too); ``true``/``false`` are booleans.  A comparison of a
 column with a number or string is evaluated element-wise on numpy arrays; a bare column is
-true where it is non-zero.  Example: ``inclination >= 45 and (fon == 0 or type == "Sc")``.
+true where it is non-zero.  Example: ``inc >= 45 and (inc_flg == 0 or type == "Sc")``.
 """
 
 import re

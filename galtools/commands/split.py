@@ -38,7 +38,7 @@ from galtools import options
 @click.option(
     "--where",
     metavar="EXPR",
-    help="Keep rows where EXPR holds, e.g. 'inclination >= 45 and fon == 0' "
+    help="Keep rows where EXPR holds, e.g. 'inc >= 45 and inc_flg == 0' "
     "(comparisons, and/or/not, parentheses, numbers, strings, columns).",
 )
 @click.option("--stratify", metavar="COL", help="Split each value of COL in the same ratios.")
