@@ -3,6 +3,11 @@
 Every group is read the same way, for built-in entries (registered by the ``galtools``
 distribution itself) and for third-party plugins alike.  ``GALPREP_PLUGINS`` limits which
 third-party entries load: a comma-separated list of entry-point names, or ``none``.
+
+Each group has one contract, checked when an entry loads (:data:`CHECKS`): an entry that fails
+to import or fails its check is *broken* — :meth:`Entry.load` raises :class:`PluginError`
+chained to the original exception, and the commands list it with its reason and go on without
+it.
 """
 
 import os
@@ -15,8 +20,19 @@ GROUPS = {
     "galtools.commands": "subcommands of galprep: a click.Command",
     "galtools.models": "model builders: a galtools.models.ModelSpec",
     "galtools.importers": "readers of outside formats: a galtools.importers.Importer",
-    "galtools.metrics": "set-vs-set metrics: a galtools.metrics.Metric",
-    "galtools.features": "feature extractors for FID/KID: a galtools.features.Extractor",
+    "galtools.metrics": "set-vs-set metrics: a galtools.metrics.Metric class",
+    "galtools.features": "feature extractors for FID/KID: a factory of galtools.features.Extractor",
+}
+
+# group → "module:function" run on every loaded entry as ``check(obj, name)``; it raises
+# (TypeError/ValueError naming what is wrong) unless ``obj`` keeps the group's contract.
+# Imported only when an entry of the group loads: `galprep --help` stays light.
+CHECKS = {
+    "galtools.commands": "galtools.commands:check",
+    "galtools.models": "galtools.registry:check_model",
+    "galtools.importers": "galtools.importers:check",
+    "galtools.metrics": "galtools.metrics:check",
+    "galtools.features": "galtools.features:check",
 }
 
 CORE_DIST = "galtools"
@@ -24,7 +40,7 @@ CORE_DIST = "galtools"
 
 @dataclass
 class Entry:
-    """One registered entry point, loaded on demand."""
+    """One registered entry point, loaded (imported and checked) on demand."""
 
     group: str
     name: str
@@ -32,34 +48,80 @@ class Entry:
     dist: str
     version: str
     _loaded: object = field(default=None, repr=False)
+    _tried: bool = field(default=False, repr=False)
     _error: str = field(default=None, repr=False)
+    _exception: BaseException = field(default=None, repr=False)
 
     @property
     def builtin(self):
         return self.dist == CORE_DIST
 
     def load(self):
-        """Import the object; raise PluginError naming the distribution on failure."""
-        if self._loaded is None and self._error is None:
+        """Import the object and check its group's contract.
+
+        Raises :class:`PluginError` naming the distribution, ``from`` the original exception
+        (a failed import, or the failed check), so ``--debug`` shows the plugin's traceback.
+        """
+        if not self._tried:
+            self._tried = True
             try:
-                self._loaded = _import(self.value)
+                obj = _import(self.value)
             except Exception as exc:  # a plugin may fail in any way
-                self._error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        if self._error is not None:
+                self._fail(exc, f"{type(exc).__name__}: {exc}")
+            else:
+                try:
+                    _import(CHECKS[self.group])(obj, self.name)
+                except Exception as exc:
+                    self._fail(exc, check_reason(exc))
+                else:
+                    self._loaded = obj
+        if self._exception is not None:
             raise PluginError(
                 f"{self.group} entry '{self.name}' from {self.dist} {self.version} "
-                f"failed to load: {self._error}"
-            )
+                f"is broken: {self._error}"
+            ) from self._exception
         return self._loaded
+
+    def _fail(self, exc, reason):
+        self._exception = exc
+        self._error = (reason.strip().splitlines() or [type(exc).__name__])[0]
+
+    def reject(self, exc):
+        """Mark the entry broken by ``exc`` (a contract check failed after loading, e.g. on the
+        extractor a factory made) and raise its PluginError."""
+        self._tried, self._loaded = True, None
+        self._fail(exc, check_reason(exc))
+        self.load()
 
     @property
     def error(self):
-        """The one-line load error, or None (loads the entry if not yet tried)."""
+        """The one-line reason the entry is broken, or None (loads the entry if not yet tried)."""
         try:
             self.load()
         except PluginError:
             return self._error
         return None
+
+    @property
+    def exception(self):
+        """The original exception of a broken entry (its traceback is the plugin's), or None."""
+        return self._exception if self.error is not None else None
+
+
+def check_reason(exc):
+    """A failed check's one-line reason: checks raise TypeError/ValueError saying what is wrong."""
+    if isinstance(exc, (TypeError, ValueError)) and str(exc):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def check_model(spec, name):
+    """The ``galtools.models`` contract: :func:`galtools.models.check`, named as its entry."""
+    from galtools.models import check
+
+    check(spec)
+    if spec.name != name:  # runs record spec.name and load it back by entry name
+        raise ValueError(f"model spec is named '{spec.name}' but registered as '{name}'")
 
 
 def _import(value):

@@ -300,3 +300,34 @@ def test_one_input_from_stdin(galprep, two_sets, tmp_path):
     assert got == pytest.approx(
         report_of(tmp_path / "ref.json")["metrics"]["power"]["mean_wasserstein"]
     )
+
+
+def test_metric_flags_come_from_the_metrics(galprep, two_sets, tmp_path):
+    """Each metric's own options (declared as data) are flags of galprep metrics, as before."""
+    from galtools.metrics import load_metric
+
+    r = galprep("metrics", "--help")
+    assert r.code == 0
+    help_text = " ".join(r.out.split())
+    for name in ("fid", "kid", "power", "morph"):
+        metric = load_metric(name)
+        assert f"--{name} {metric.title}." in help_text
+        for option in metric.options:
+            assert option.flag in help_text
+    assert "--kid-subsets N Number of KID subsets. [default: 100]" in help_text
+    assert "--engine [galtools|statmorph]" in help_text and "[default: 1.5]" in help_text
+    assert help_text.count("--band BAND") == 1  # one flag shared by power and morph
+    a, b = two_sets
+    r = galprep("metrics", a, b, "--kid", "--kid-subsets", "0", "-o", tmp_path / "r.json")
+    assert r.code == 2 and "--kid-subsets" in r.stderr and "must be ≥ 1" in r.stderr
+    r = galprep("metrics", a, b, "--morph", "--engine", "nope", "-o", tmp_path / "r.json")
+    assert r.code == 2 and "--engine" in r.stderr
+    runs = {}
+    for nsigma in ("1.5", "8"):  # the value reaches the metric's settings
+        out = tmp_path / f"m{nsigma}.json"
+        r = galprep("metrics", a, "--morph", "--nsigma", nsigma, "-o", out)
+        assert r.code == 0, r.stderr
+        runs[nsigma] = report_of(out)
+    assert runs["8"]["history"][0]["options"]["nsigma"] == 8.0
+    radius = [runs[k]["metrics"]["morph"]["properties"]["r50"]["mean"] for k in ("1.5", "8")]
+    assert radius[0] != radius[1]

@@ -26,13 +26,24 @@ GOOD = """
     import click
     from galtools import options
 
+    from galtools.models import ModelSpec
+
     @click.command(short_help="Say hello from a plugin.")
     @click.argument("name")
     @options.common
     def hello(name):
         click.echo(f"hello {name}")
 
-    def build_tiny(**kw):
+    class Tiny(ModelSpec):
+        name = "tiny"
+        task = "denoise"
+
+        def build(self, config):
+            return "tiny"
+
+    tiny = Tiny()
+
+    def build_tiny(**kw):  # not a model spec: a broken entry
         return "tiny"
 """
 
@@ -58,7 +69,10 @@ def plugins_root(tmp_path):
         "galtools_hello",
         {
             "galtools.commands": {"hello": "galtools_hello:hello"},
-            "galtools.models": {"tiny": "galtools_hello:build_tiny"},
+            "galtools.models": {
+                "tiny": "galtools_hello:tiny",
+                "oldstyle": "galtools_hello:build_tiny",
+            },
         },
         GOOD,
     )
@@ -113,7 +127,9 @@ def test_plugins_listing(tmp_path):
     assert rows["info"]["builtin"] and rows["info"]["status"] == "ok"
     assert rows["hello"]["dist"] == "galtools-hello" and rows["hello"]["version"] == "1.2.3"
     assert rows["kaputt"]["status"] == "broken" and "numpy_that" in rows["kaputt"]["error"]
-    assert {row["name"] for row in report["galtools.models"]} >= {"tiny"}
+    models = {row["name"]: row for row in report["galtools.models"]}
+    assert models["tiny"]["status"] == "ok" and models["tiny"]["dist"] == "galtools-hello"
+    assert models["oldstyle"]["status"] == "broken" and "has no name" in models["oldstyle"]["error"]
     r = run(root, "plugins", env_extra={"GALPREP_PLUGINS": "hello"})
     assert "kaputt" in r.stdout and "disabled by GALPREP_PLUGINS" in r.stdout
 
@@ -122,7 +138,7 @@ def test_registry_load_unknown_lists_known(tmp_path):
     root = plugins_root(tmp_path)
     code = (
         "from galtools import registry\n"
-        "print(registry.load('galtools.models', 'tiny')())\n"
+        "print(registry.load('galtools.models', 'tiny').build({}))\n"
         "try:\n    registry.load('galtools.models', 'nope', 'model')\n"
         "except Exception as e:\n    print(e)\n"
     )
@@ -132,3 +148,18 @@ def test_registry_load_unknown_lists_known(tmp_path):
     out = r.stdout.splitlines()
     assert out[0] == "tiny"
     assert out[1].startswith("unknown model 'nope'; known:") and "tiny" in out[1]
+
+
+def test_debug_shows_the_broken_plugins_import_traceback(tmp_path):
+    root = plugins_root(tmp_path)
+    module = str(root / "galtools_broken.py")
+    r = run(root, "kaputt", "x")
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr and module not in r.stderr
+    r = run(root, "kaputt", "x", "--debug")
+    assert r.returncode == 1
+    assert f'File "{module}", line 2' in r.stderr
+    assert "import numpy_that_does_not_exist" in r.stderr
+    assert "ModuleNotFoundError: No module named 'numpy_that_does_not_exist'" in r.stderr
+    assert "direct cause of the following exception" in r.stderr
+    last = r.stderr.rstrip().splitlines()[-1]
+    assert last.startswith("galtools.errors.GalError: plugin command 'kaputt' from galtools-broken")

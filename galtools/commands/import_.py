@@ -116,15 +116,19 @@ def build_command(importer):
     f = options.overwrite(f)
     f = options.output()(f)
     f = click.argument("source", metavar="SOURCE")(f)
+    source_help = getattr(importer, "source_help", "SOURCE")
     doc = (
-        f"{importer.summary}\n\nSOURCE: {importer.source_help}.  Writes OUT with the "
+        f"{importer.summary}\n\nSOURCE: {source_help}.  Writes OUT with the "
         "images, ids and labels; --catalog joins a CSV on the ids."
     )
     return click.command(importer.name, help=doc, short_help=importer.summary)(f)
 
 
 class ImportGroup(PluginGroup):
-    """Subcommands from the galtools.importers entry points, loaded on demand."""
+    """Subcommands from the galtools.importers entry points, loaded on demand.
+
+    A broken importer (failed import or check) is one broken subcommand; the others work.
+    """
 
     entry_group = GROUP
     what = "importer"

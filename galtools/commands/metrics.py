@@ -1,30 +1,138 @@
-"""galprep metrics."""
+"""galprep metrics.
+
+The flags that choose metrics (``--NAME``) and the metrics' own settings come from the
+registered metrics (``galtools.metrics``): each declares its ``options``
+(:mod:`galtools.params`).  They are made when the command runs or shows its help, never when
+``galprep --help`` lists it; a broken metric's flags are left out and its reason shown.
+"""
+
+import re
+from dataclasses import dataclass, field
 
 import click
 
 from galtools import options
 
-BUILTIN = ("fid", "kid", "power", "morph")
+MADE = "galtools.commands.metrics"  # ctx.meta key of the flags made for one invocation
 
 
-@click.command(short_help="FID/KID, power spectra and morphology of real vs generated galaxies.")
+@dataclass
+class MetricFlags:
+    """The parameters made from the registered metrics for one invocation."""
+
+    selectors: dict = field(default_factory=dict)  # parameter name → metric name
+    kinds: dict = field(default_factory=dict)  # metric name → kind (the metrics that load)
+    settings: list = field(default_factory=list)  # names of the metrics' options
+    select_params: list = field(default_factory=list)
+    option_params: list = field(default_factory=list)
+    broken: dict = field(default_factory=dict)  # metric name → reason
+
+
+def _click_params(specs):
+    """click.Option objects for galtools.params.Option specs (through options.from_params)."""
+
+    def holder():
+        pass
+
+    options.from_params(specs)(holder)
+    return list(reversed(getattr(holder, "__click_params__", [])))
+
+
+def metric_flags(static):
+    """Flags of the registered metrics, none clashing with ``static`` (the command's own).
+
+    Built-in metrics come first; an option declared by several metrics is one flag if they
+    declare it alike, else the later metric is left out as broken.
+    """
+    from galtools import registry
+    from galtools.metrics import GROUP, instantiate
+
+    taken = set()
+    for p in static:
+        taken.update([p.name, *p.opts, *p.secondary_opts])
+    made = MetricFlags()
+    declared = {}  # option name → (Option, metric name)
+    found = sorted(registry.entries(GROUP).items(), key=lambda kv: (not kv[1].builtin, kv[0]))
+    metrics = {}
+    for name, entry in found:
+        if entry.error is not None:
+            made.broken[name] = entry.error
+            continue
+        metric = instantiate(entry.load())
+        clash = None
+        for spec in getattr(metric, "options", ()):
+            if spec.name in declared and declared[spec.name][0] != spec:
+                clash = f"its {spec.flag} differs from metric '{declared[spec.name][1]}''s"
+            elif spec.name not in declared and ({spec.name, spec.flag} & taken):
+                clash = f"its {spec.flag} is an option of galprep metrics itself"
+            if clash:
+                break
+        if clash:
+            made.broken[name] = clash
+            continue
+        new = [s for s in getattr(metric, "options", ()) if s.name not in declared]
+        for spec in new:
+            declared[spec.name] = (spec, name)
+            taken.update([spec.name, spec.flag])
+        made.settings += [s.name for s in new]
+        made.option_params += _click_params(new)
+        metrics[name] = metric
+        made.kinds[name] = metric.kind
+    for name, metric in metrics.items():  # --NAME where the flag is free
+        dest = name.replace("-", "_")
+        if re.fullmatch(r"[a-z][a-z0-9-]*", name) and not {dest, f"--{name}"} & taken:
+            taken.update([dest, f"--{name}"])
+            made.selectors[dest] = name
+            made.select_params.append(
+                click.Option([f"--{name}", dest], is_flag=True, help=f"{metric.title}.")
+            )
+    return made
+
+
+class MetricsCommand(click.Command):
+    """A command whose metric flags are made from the registry when it is used."""
+
+    def flags(self, ctx):
+        if MADE not in ctx.meta:
+            ctx.meta[MADE] = metric_flags(self.params)
+        return ctx.meta[MADE]
+
+    def get_params(self, ctx):
+        made = self.flags(ctx)
+        params = []
+        for p in super().get_params(ctx):
+            if p.name == "metric":
+                params += made.select_params
+            params.append(p)
+            if p.name == "cache":
+                params += made.option_params
+        return params
+
+    def format_epilog(self, ctx, formatter):
+        super().format_epilog(ctx, formatter)
+        broken = self.flags(ctx).broken
+        if broken:
+            with formatter.section("Broken metrics (left out; see 'galprep plugins')"):
+                formatter.write_dl([(f"✗ {name}", reason) for name, reason in broken.items()])
+
+
+@click.command(
+    cls=MetricsCommand,
+    short_help="FID/KID, power spectra and morphology of real vs generated galaxies.",
+)
 @click.argument("paths", nargs=-1, required=True, metavar="REAL [OTHER]")
 @options.output(
     help="Two sets: JSON report.  One set: per-galaxy table (.h5/.csv) or a JSON summary."
 )
 @options.overwrite
-@click.option("--fid", is_flag=True, help="Fréchet distance of extractor features.")
-@click.option("--kid", is_flag=True, help="Kernel distance (unbiased MMD², cubic kernel).")
-@click.option("--power", is_flag=True, help="Azimuthally averaged power spectra.")
-@click.option("--morph", is_flag=True, help="Gini, M20, C, A, S, radii, shape, flux.")
 @click.option(
     "--metric",
-    "extra",
+    "metric",
     multiple=True,
     metavar="NAME",
-    help="A metric from a plugin (repeatable; see 'galprep plugins').",
+    help="A metric by name (repeatable; see 'galprep plugins').",
 )
-@click.option("--all", "all_", is_flag=True, help="Every registered metric.")
+@click.option("--all", "all", is_flag=True, help="Every registered metric.")
 @click.option(
     "--features",
     default="inception-2015",
@@ -40,40 +148,7 @@ BUILTIN = ("fid", "kid", "power", "morph")
     "extractor's.",
 )
 @click.option(
-    "--kid-subsets",
-    type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    help="Number of KID subsets.",
-)
-@click.option(
-    "--kid-subset-size",
-    type=click.IntRange(min=2),
-    default=None,
-    help="KID subset size (default: min(N, 1000)).",
-)
-@click.option(
     "--cache", metavar="DIR", help="Feature cache keyed by input content, extractor and protocol."
-)
-@click.option(
-    "--band",
-    metavar="BAND",
-    help="Band (name or index) for power and morphology "
-    "(default: all bands for power, the middle band for morphology).",
-)
-@click.option(
-    "--engine",
-    type=click.Choice(["galtools", "statmorph"]),
-    default="galtools",
-    show_default=True,
-    help="Morphology engine (statmorph: slow reference).",
-)
-@click.option(
-    "--nsigma",
-    type=click.FloatRange(min=0),
-    default=1.5,
-    show_default=True,
-    help="Segmentation threshold in background σ.",
 )
 @click.option("--plots", metavar="DIR", help="Write PNG plots into DIR (two sets).")
 @options.seed
@@ -84,51 +159,43 @@ def metrics(
     paths,
     output,
     overwrite,
-    fid,
-    kid,
-    power,
-    morph,
-    extra,
-    all_,
+    metric,
     features,
     protocol,
-    kid_subsets,
-    kid_subset_size,
     cache,
-    band,
-    engine,
-    nsigma,
     plots,
     seed,
     shard,
     chunk_size,
+    **kw,
 ):
     """Compare REAL and OTHER (galaxy array files) with FID/KID on network features, power
     spectra and morphology, and write a JSON report recording every setting next to each
-    number; or measure one FILE and write its per-galaxy table (.h5/.csv) or summary (.json)."""
-    from galtools.metrics import available
+    number; or measure one FILE and write its per-galaxy table (.h5/.csv) or summary (.json).
 
+    Each metric has a flag of its own (--fid, --kid, --power, --morph, ... ; plugins add
+    more) and its settings below."""
+    from galtools.progress import say
+
+    made = click.get_current_context().meta[MADE]
     if len(paths) > 2:
         raise click.UsageError("give REAL and OTHER, or one FILE")
-    names = [n for n, on in zip(BUILTIN, (fid, kid, power, morph)) if on] + list(extra)
-    if all_:
-        names = available()
-        if len(paths) == 1:
-            names = [n for n in names if n not in ("fid", "kid")]
+    names = [made.selectors[k] for k in made.selectors if kw.get(k)] + list(metric)
+    if kw.get("all"):
+        names = [n for n, kind in made.kinds.items() if len(paths) == 2 or kind != "features"]
+        for name, reason in made.broken.items():
+            say(f"metric '{name}' is broken, skipped: {reason}")
     if not names:
-        raise click.UsageError("choose metrics: --fid, --kid, --power, --morph, --metric or --all")
+        flags = ", ".join(f"--{n}" for n in made.selectors.values())
+        raise click.UsageError(f"choose metrics: {flags}, --metric NAME or --all")
     names = list(dict.fromkeys(names))
     common = dict(
         features=features,
         protocol=protocol,
         cache=cache,
-        kid_subsets=kid_subsets,
-        kid_subset_size=kid_subset_size,
         seed=seed,
-        band=band,
-        engine=engine,
-        nsigma=nsigma,
         chunk_size=chunk_size,
+        **{name: kw[name] for name in made.settings},
     )
     history = options.provenance(list(paths))
     if paths.count("-") > 1:
@@ -160,10 +227,10 @@ def _run(paths, output, overwrite, plots, shard, names, history, common):
             **common,
         )
         for name, entry in report["metrics"].items():
-            if name in ("fid", "kid"):
-                value = entry.get(name)
-                extra_text = f" ± {entry['kid_std']:.3g}" if name == "kid" else ""
-                say(f"{name}: {value:.6g}{extra_text}")
+            value = entry.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                std = entry.get(f"{name}_std")
+                say(f"{name}: {value:.6g}" + (f" ± {std:.3g}" if std is not None else ""))
             elif "mean_wasserstein" in entry:
                 say(f"{name}: mean Wasserstein {entry['mean_wasserstein']:.4g}")
         return

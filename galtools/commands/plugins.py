@@ -4,23 +4,22 @@ import json
 
 import click
 
-from galtools import options
+from galtools import options, registry
 
 
 @click.command(short_help="List commands, models, importers, metrics and features installed.")
 @click.option(
     "--group",
-    type=click.Choice(["commands", "models", "importers", "metrics", "features"]),
+    type=click.Choice([g.split(".")[-1] for g in registry.GROUPS]),
     help="Only this group.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @options.common
 def plugins(group, as_json):
     """List every entry of each galtools entry-point group with the distribution and version
-    that provides it, and whether it loads.  Entries switched off by GALPREP_PLUGINS are shown
-    as disabled."""
-    from galtools import registry
-
+    that provides it, and whether it loads and keeps its group's contract (see
+    plugins/README.md); a broken one is marked ✗ with the reason.  Entries switched off by
+    GALPREP_PLUGINS are shown as disabled."""
     groups = [f"galtools.{group}"] if group else list(registry.GROUPS)
     report = {}
     for g in groups:

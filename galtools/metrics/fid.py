@@ -11,6 +11,7 @@ KID (Bińkowski et al. 2018): the unbiased estimate of MMD² with the cubic poly
 import numpy as np
 
 from galtools.errors import GalError
+from galtools.params import Option
 
 GRAM_LIMIT = 6000  # up to this many images in both sets, KID precomputes one kernel matrix
 
@@ -133,6 +134,7 @@ class FID:
     name = "fid"
     kind = "features"
     title = "Fréchet distance of features"
+    options = ()
 
     def compare(self, a, b, settings):
         return {"fid": fid(a, b), "n": [len(a), len(b)], "dim": int(np.shape(a)[1])}
@@ -144,6 +146,16 @@ class KID:
     name = "kid"
     kind = "features"
     title = "Kernel distance (unbiased MMD², cubic kernel) of features"
+    options = (
+        Option("kid_subsets", "Number of KID subsets.", "int", 100, minimum=1, metavar="N"),
+        Option(
+            "kid_subset_size",
+            "KID subset size (default: min(N, 1000)).",
+            "int",
+            minimum=2,
+            metavar="N",
+        ),
+    )
 
     def compare(self, a, b, settings):
         subsets = int(settings.get("kid_subsets", 100))

@@ -55,6 +55,8 @@ for the asymmetry centre (stops at 1/32 px; statmorph: Nelder–Mead).
 import numpy as np
 
 from galtools.errors import GalError
+from galtools.metrics import BAND
+from galtools.params import Option
 
 FLAGS = {
     "no_source": 1,  # no segment at the centre, or nonpositive flux: nothing measured
@@ -867,6 +869,24 @@ class Morphology:
     name = "morph"
     kind = "images"
     title = "Non-parametric morphology (Gini, M20, C, A, S, radii, shape)"
+    options = (
+        BAND,
+        Option(
+            "engine",
+            "Morphology engine (statmorph: slow reference).",
+            "choice",
+            "galtools",
+            choices=("galtools", "statmorph"),
+        ),
+        Option(
+            "nsigma",
+            "Segmentation threshold in background σ.",
+            "float",
+            1.5,
+            minimum=0,
+            metavar="X",
+        ),
+    )
 
     def accumulator(self, settings):
         return MorphAccumulator(settings)

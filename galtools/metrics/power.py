@@ -2,13 +2,31 @@
 
 Per image and band: the 2-D power ``|FFT|² / (H·W)`` (shown fftshifted, zero frequency at
 (H//2, W//2)) and its azimuthal average over integer radii ``round(sqrt(ky² + kx²))`` of the
-shifted array.  A chunk is transformed with one ``rfft2`` and binned with one matrix product
+shifted array (``--power-def galtools``, the default).  ``--power-def holzschuh2022`` is the
+published definition of Holzschuh et al. (2022) instead: see :mod:`galtools.metrics.raps`.
+A chunk is transformed with one ``rfft2`` and binned with one matrix product
 over the half plane (Hermitian symmetry: columns 0 < kx < W/2 count twice).
 """
 
 import numpy as np
 
 from galtools.errors import GalError
+from galtools.metrics import BAND
+from galtools.params import Option
+
+DEFINITIONS = ("galtools", "holzschuh2022")
+GALTOOLS_DEFINITION = (
+    "galtools: power |rfft2|²/(H·W) averaged in rings round(r); W1 of log10 power per radius"
+)
+POWER_DEF = Option(
+    "power_def",
+    "Power spectrum definition: galtools (power |F|² in rings round(r), W1 at every radius) "
+    "or holzschuh2022 (the paper's amplitude |F| in rings floor(r), modes 0–14, W1 of "
+    "histograms on [-5, 4]).",
+    kind="choice",
+    choices=DEFINITIONS,
+    default="galtools",
+)
 
 
 def radial_bins(h, w):
@@ -77,6 +95,9 @@ class PowerAccumulator:
 
     def __init__(self, settings):
         self.bands = settings.get("bands")
+        self.definition = settings.get("power_def") or "galtools"
+        if self.definition not in DEFINITIONS:
+            raise GalError(f"--power-def must be one of {', '.join(DEFINITIONS)}")
         self.engine = None
         self.spectra = []
         self.sum2d = None
@@ -91,7 +112,19 @@ class PowerAccumulator:
         if len(images) == 0:
             return
         if self.engine is None:
-            self.engine = PowerSpectra(*images.shape[1:3])
+            if self.definition == "holzschuh2022":
+                from galtools.metrics.raps import RingProfile
+
+                self.engine = RingProfile(*images.shape[1:3])
+            else:
+                self.engine = PowerSpectra(*images.shape[1:3])
+        if self.definition == "holzschuh2022":
+            amp = self.engine.amplitude(images)
+            self.spectra.append(self.engine.radial(amp))
+            s = amp.sum(axis=0)
+            self.sum2d = s if self.sum2d is None else self.sum2d + s
+            self.n += len(images)
+            return
         half = self.engine.half_power(images)
         self.spectra.append(self.engine.radial(half))
         s = half.astype(np.float64).sum(axis=0)
@@ -102,9 +135,11 @@ class PowerAccumulator:
         if self.n == 0:
             raise GalError("no finite images for the power spectrum")
         spectra = np.concatenate(self.spectra)
+        mean2d = self.sum2d / self.n
         return {
+            "definition": self.definition,
             "spectra": spectra,
-            "mean2d": self.engine.full(self.sum2d / self.n),
+            "mean2d": mean2d if self.definition == "holzschuh2022" else self.engine.full(mean2d),
             "shape": (self.engine.h, self.engine.w),
             "skipped_nonfinite": self.skipped,
         }
@@ -120,6 +155,7 @@ class Power:
     name = "power"
     kind = "images"
     title = "Azimuthally averaged power spectra"
+    options = (BAND, POWER_DEF)  # BAND: one band (settings["band_index"]) instead of all
 
     def accumulator(self, settings):
         return PowerAccumulator(settings)
@@ -131,7 +167,17 @@ class Power:
     def summary(self, res, bands):
         from galtools.metrics.distances import spread
 
+        if res.get("definition") == "holzschuh2022":
+            from galtools.metrics import raps
+
+            return {
+                "definition": raps.DEFINITION,
+                "n": int(len(res["spectra"])),
+                "skipped_nonfinite": res["skipped_nonfinite"],
+                "bands": {band: raps.summary(res["spectra"][:, k]) for k, band in enumerate(bands)},
+            }
         out = {
+            "definition": GALTOOLS_DEFINITION,
             "n": int(len(res["spectra"])),
             "skipped_nonfinite": res["skipped_nonfinite"],
             "radius": list(range(res["spectra"].shape[-1])),
@@ -157,7 +203,23 @@ class Power:
                 f"power spectra compare images of one size, got {a['shape'][0]}×{a['shape'][1]}"
                 f" and {b['shape'][0]}×{b['shape'][1]} (resize one set first)"
             )
-        out = {"distance": "1-D Wasserstein of log10 power per radius", "bands": {}}
+        if a.get("definition") == "holzschuh2022":
+            from galtools.metrics import raps
+
+            out = {"definition": raps.DEFINITION, "bands": {}}
+            for k, band in enumerate(bands):
+                table = raps.compare(a["spectra"][:, k], b["spectra"][:, k])
+                table["definition"] = raps.DEFINITION
+                out["bands"][band] = table
+            out["mean_wasserstein"] = float(
+                np.mean([v["avg_w_dist"] for v in out["bands"].values()])
+            )
+            return out
+        out = {
+            "definition": GALTOOLS_DEFINITION,
+            "distance": "1-D Wasserstein of log10 power per radius",
+            "bands": {},
+        }
         for k, band in enumerate(bands):
             w = wasserstein_columns(_log(a["spectra"][:, k]), _log(b["spectra"][:, k]))
             out["bands"][band] = {"wasserstein": w.tolist(), "mean_wasserstein": float(w.mean())}

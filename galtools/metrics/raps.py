@@ -36,15 +36,22 @@ class RingProfile:
         matrix[np.arange(h * w), r.ravel()] = 1.0
         self._matrix = matrix / np.where(counts > 0, counts, 1)[None, :]
 
-    def __call__(self, images):
-        """N×C×R ring-averaged amplitudes of N×H×W×C images (float64)."""
+    def amplitude(self, images):
+        """|fftshift(fft2)| / (H·W) of N×H×W×C images: N×C×H×W (float64)."""
         import scipy.fft
 
         x = np.moveaxis(np.asarray(images, dtype=np.float64), -1, 1)
         amp = np.abs(scipy.fft.fftshift(scipy.fft.fft2(x, workers=-1), axes=(-2, -1)))
         amp /= self.h * self.w
+        return amp
+
+    def radial(self, amp):
         n, c = amp.shape[:2]
         return (amp.reshape(n * c, -1) @ self._matrix).reshape(n, c, self.nbins)
+
+    def __call__(self, images):
+        """N×C×R ring-averaged amplitudes of N×H×W×C images (float64)."""
+        return self.radial(self.amplitude(images))
 
 
 def ring_profiles(images):

@@ -111,3 +111,36 @@ def test_protocol_reproduces_the_papers_network_input():
             diff = np.abs(ours[k] - ref)
             assert diff.max() <= 1, (bands, size, diff.max())
             assert diff.mean() < 0.05
+
+
+def test_galprep_metrics_power_def_gives_the_papers_table(galprep, tmp_path):
+    from galtools.arrayfile import write_galaxies
+
+    a, b = blobs(40, 32, 1, 3.0), blobs(30, 32, 2, 4.5)
+    write_galaxies(tmp_path / "a.h5", {"images": a.astype(np.float32)}, {"bands": ["r"]})
+    write_galaxies(tmp_path / "b.h5", {"images": b.astype(np.float32)}, {"bands": ["r"]})
+    out = tmp_path / "r.json"
+    r = galprep(
+        "metrics", tmp_path / "a.h5", tmp_path / "b.h5", "--power", "--power-def",
+        "holzschuh2022", "-o", out,
+    )  # fmt: skip
+    assert r.code == 0, r.stderr
+    import json
+
+    power = json.loads(out.read_text())["metrics"]["power"]
+    assert power["definition"].startswith("holzschuh2022")
+    table = power["bands"]["r"]
+    assert table["definition"] == power["definition"]  # next to every number
+    ref, mean_s, _ = paper_table(
+        list(paper_channel_to_power_spectra(x[..., 0].astype(np.float32)) for x in a),
+        list(paper_channel_to_power_spectra(x[..., 0].astype(np.float32)) for x in b),
+    )
+    np.testing.assert_allclose(table["w_dist"], ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(table["mean_a"], mean_s, rtol=1e-5)
+    assert power["real"]["definition"] == power["definition"]
+    # the default is galtools' own definition, and says so
+    r = galprep(
+        "metrics", tmp_path / "a.h5", tmp_path / "b.h5", "--power", "-o", out, "--overwrite"
+    )
+    assert r.code == 0
+    assert json.loads(out.read_text())["metrics"]["power"]["definition"].startswith("galtools")
