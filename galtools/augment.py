@@ -5,12 +5,14 @@ generator.  Geometric ops (flips, rot90, one combined rotate/scale/shift resampl
 ``targets`` with the same parameters; photometric ops (blur, brightness, offset, gamma, noise,
 inversion, greyscale) to the images only.  Ops run in that fixed order.  8-bit images are
 augmented in float and rounded back; values are in the data's own units (0–255 for 8-bit).
+An :class:`Op` checks its parameters when made; :func:`augment_images` augments arrays in memory.
 
 ``uniform_plan`` resamples rows so that every bin of a label holds exactly N images (the
 uniform-inclination augmentation); :func:`augment_file` streams a plan through the ops into
 one file or K shuffled batch files.
 """
 
+import numbers
 import os
 import re
 from dataclasses import dataclass
@@ -36,14 +38,63 @@ SYMMETRIC = ("rotate", "shift")  # a single value V means -V:V
 WORK_BYTES = 16 * 2**20
 
 
+FILLS = ("reflect", "nearest", "constant", "wrap")
+
+
+class OpError(ValueError):
+    """A bad augmentation op: ``problem`` is the message without the op's name."""
+
+    def __init__(self, name, problem):
+        self.name, self.problem = name, problem
+        super().__init__(f"augment op '{name}': {problem}")
+
+
+def _number(name, what, value):
+    if isinstance(value, numbers.Real) and np.isfinite(value):
+        return float(value)
+    raise OpError(name, f"{what} must be a finite number, got {value!r}")
+
+
 @dataclass(frozen=True)
 class Op:
-    """An augmentation: parameter range [lo, hi] applied with probability p."""
+    """An augmentation: parameter range [lo, hi] applied with probability p.
+
+    Checked when made (:class:`OpError`, a ValueError): a known name, finite numbers, p in
+    [0, 1], lo <= hi and the op's own limits (scale and gamma > 0, blur and noise >= 0, greyscale
+    amounts within 0:1).  As on the command line, one value V means -V:V for rotate and shift and
+    V:V otherwise; probability-only ops (hflip, vflip, rot90, invert, invert_grey) take just
+    ``p``; greyscale's blend amount defaults to 1 (fully grey).
+    """
 
     name: str
-    lo: float = 0.0
-    hi: float = 0.0
+    lo: float = None
+    hi: float = None
     p: float = 1.0
+
+    def __post_init__(self):
+        name = self.name
+        if name not in ORDER:
+            raise OpError(name, f"no such op (known: {', '.join(ORDER)})")
+        p = _number(name, "probability", self.p)
+        if name in PROBABILITY_ONLY:
+            if self.lo not in (None, 0) or self.hi not in (None, 0):
+                raise OpError(name, f"takes only a probability: Op('{name}', p=P)")
+            lo = hi = 0.0
+        elif self.lo is None:
+            if name != "greyscale" or self.hi is not None:
+                raise OpError(name, "needs a value or a range lo, hi")
+            lo = hi = 1.0
+        else:
+            lo = _number(name, "each value", self.lo)
+            if self.hi is None:
+                lo, hi = (-abs(lo), abs(lo)) if name in SYMMETRIC else (lo, lo)
+            else:
+                hi = _number(name, "each value", self.hi)
+        problem = _problem(name, lo, hi, p)
+        if problem:
+            raise OpError(name, problem)
+        for attr, value in (("lo", lo), ("hi", hi), ("p", p)):
+            object.__setattr__(self, attr, value)
 
     def __str__(self):
         if self.name in PROBABILITY_ONLY:
@@ -51,54 +102,91 @@ class Op:
         return f"{self.name}={self.lo:g}:{self.hi:g}@{self.p:g}"
 
 
+def _problem(name, lo, hi, p):
+    """What is wrong with op ``name`` over [lo, hi] with probability p (None: nothing)."""
+    if hi < lo:
+        return f"range {lo:g}:{hi:g} is reversed"
+    if not 0 <= p <= 1:
+        return f"probability {p:g} not in [0, 1]"
+    if name in ("scale", "gamma") and lo <= 0:
+        return f"values must be positive, got {lo:g}"
+    if name in ("noise", "blur") and lo < 0:
+        return f"values must be >= 0, got {lo:g}"
+    if name == "greyscale" and not (0 <= lo and hi <= 1):
+        return "blend amounts must be within 0:1"
+    return None
+
+
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
 
 def parse_op(name, text):
-    """'LO:HI@P', 'V@P', 'LO:HI', 'V' (or 'P' for probability-only ops) → Op."""
+    """'LO:HI@P', 'V@P', 'LO:HI', 'V' (or 'P' for probability-only ops) → Op.
+
+    A ValueError names the command-line flag (``--rotate: range 10:5 is reversed``).
+    """
+    try:
+        return _parse(name, text)
+    except OpError as exc:
+        raise ValueError(f"--{name.replace('_', '-')}: {exc.problem}") from None
+
+
+def _parse(name, text):
+    """:func:`parse_op` raising :class:`OpError` (messages naming the op, not the flag)."""
     text = str(text).strip()
     if name in PROBABILITY_ONLY:
-        flag = name.replace("_", "-")
         if not re.fullmatch(_NUM, text):
-            raise ValueError(f"--{flag} takes a probability, got {text!r}")
-        p = float(text)
-        if not 0 <= p <= 1:
-            raise ValueError(f"--{flag}: probability {p:g} not in [0, 1]")
-        return Op(name, p=p)
-    m = re.fullmatch(rf"({_NUM})(?::({_NUM}))?(?:@({_NUM}))?", text)
+            raise OpError(name, f"takes a probability, got {text!r}")
+        return Op(name, p=float(text))
     if name == "greyscale" and re.fullmatch(_NUM, text):
-        m2 = float(text)
-        if not 0 <= m2 <= 1:
-            raise ValueError(f"--greyscale: probability {m2:g} not in [0, 1]")
-        return Op(name, 1.0, 1.0, m2)
+        return Op(name, p=float(text))
+    m = re.fullmatch(rf"({_NUM})(?::({_NUM}))?(?:@({_NUM}))?", text)
     if not m:
-        raise ValueError(f"--{name} expects LO:HI[@P] or V[@P], got {text!r}")
+        if name not in ORDER:
+            Op(name)  # unknown op: its error
+        raise OpError(name, f"expects LO:HI[@P] or V[@P], got {text!r}")
     lo = float(m.group(1))
     hi = float(m.group(2)) if m.group(2) is not None else None
-    if hi is None:
-        lo, hi = (-abs(lo), abs(lo)) if name in SYMMETRIC else (lo, lo)
     p = float(m.group(3)) if m.group(3) is not None else 1.0
-    if hi < lo:
-        raise ValueError(f"--{name}: range {lo:g}:{hi:g} is reversed")
-    if not 0 <= p <= 1:
-        raise ValueError(f"--{name}: probability {p:g} not in [0, 1]")
-    if name in ("scale", "gamma") and lo <= 0:
-        raise ValueError(f"--{name}: values must be positive, got {lo:g}")
-    if name in ("noise", "blur") and lo < 0:
-        raise ValueError(f"--{name}: values must be >= 0, got {lo:g}")
-    if name == "greyscale" and not (0 <= lo and hi <= 1):
-        raise ValueError("--greyscale: blend amounts must be within 0:1")
     return Op(name, lo, hi, p)
 
 
+DEFAULT_OPS = (Op("hflip", p=0.5), Op("vflip", p=0.5), Op("rot90", p=1.0))
+
+
+def as_ops(ops):
+    """Op objects from Ops, or from a mapping {name: spec} in the command line's syntax
+    (``{"hflip": 0.5, "rotate": "30@0.5"}``); :class:`OpError` (a ValueError) if one is bad."""
+    if isinstance(ops, Op):
+        return [ops]
+    if isinstance(ops, dict):
+        return [v if isinstance(v, Op) else _parse(k.replace("-", "_"), v) for k, v in ops.items()]
+    ops = list(ops)
+    for op in ops:
+        if not isinstance(op, Op):
+            raise TypeError(f"augment ops must be galtools.augment.Op objects, got {op!r}")
+    return ops
+
+
 class Augmenter:
-    """Applies a set of ops to chunks of images (N×H×W×C) with per-image random parameters."""
+    """Applies a set of ops to chunks of images (N×H×W×C) with per-image random parameters.
+
+    ``ops``: :class:`Op` objects (or a mapping, see :func:`as_ops`), each name at most once;
+    ``fill``: how rotate/scale/shift fill pixels from outside the image (reflect, nearest,
+    constant, wrap).  Bad arguments raise ValueError here, not when images are augmented.
+    """
 
     def __init__(self, ops, fill="reflect"):
-        self.ops = {op.name: op for op in ops}
-        unknown = set(self.ops) - set(ORDER)
-        if unknown:
-            raise GalError(f"unknown augmentation op(s): {', '.join(sorted(unknown))}")
+        ops = as_ops(ops)
+        self.ops = {}
+        for op in ops:
+            if op.name in self.ops:
+                raise ValueError(f"augment op '{op.name}' given twice")
+            self.ops[op.name] = op
+        if "invert_grey" in self.ops and "greyscale" not in self.ops:
+            raise ValueError("augment op 'invert_grey' inverts images made grey by 'greyscale'")
+        if fill not in FILLS:
+            raise ValueError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
         self.fill = fill
 
     def __bool__(self):
@@ -243,6 +331,34 @@ class Augmenter:
         mask &= grey_mask
         if mask.any():  # inclinet: half of the greyscale images inverted
             _apply(x, mask, lambda sub, _: _inverted(sub, eight_bit), None)
+
+
+def augment_images(images, ops=DEFAULT_OPS, *, targets=None, seed=0, fill="reflect"):
+    """Augmented copies of N×H×W×C (or N×H×W) ``images``, the dtype kept; inputs unchanged.
+
+    ``ops``: :class:`Op` objects or a mapping in the command line's syntax (see :func:`as_ops`;
+    default: flips and quarter turns, as ``galprep augment``).  ``seed``: an int or a numpy
+    Generator.  With ``targets`` (same shape) returns ``(images, targets)``, the targets given
+    the same geometric transforms.
+    """
+    augmenter = Augmenter(ops, fill)
+    images = np.asarray(images)
+    flat = images.ndim == 3
+    if images.ndim not in (3, 4):
+        raise ValueError(f"images must be N×H×W×C or N×H×W, got shape {images.shape}")
+    if targets is not None:
+        targets = np.asarray(targets)
+        if targets.shape != images.shape:
+            raise ValueError(f"targets shape {targets.shape} != images {images.shape}")
+    if flat:
+        images = images[..., None]
+        targets = None if targets is None else targets[..., None]
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    out, t = augmenter(images, targets, rng)
+    if flat:
+        out = out[..., 0]
+        t = None if t is None else t[..., 0]
+    return out if targets is None else (out, t)
 
 
 def _per_image(values):
@@ -659,9 +775,9 @@ def augment_file(
     """
     from galtools.arrayfile import GalaxyWriter, check_output, container_of, open_galaxies
     from galtools.meta import derive
-    from galtools.options import Shard
     from galtools.parallel import ordered_map
     from galtools.progress import progress, say
+    from galtools.settings import Shard
 
     shard = shard or Shard()
     rng = np.random.default_rng(seed)

@@ -1,9 +1,10 @@
 """The ``galprep`` command: a click group whose subcommands are ``galtools.commands`` entries.
 
 Built-in commands are registered through the same entry-point group as third-party ones.  A
-plugin that fails to import is listed with a mark and its reason; running it says which
-distribution provided it.  Errors are one line, ``galprep TOOL: error: …`` (exit 1; 2 for
-usage errors), with the traceback only under ``--debug``.
+plugin that fails to import or to keep its group's contract is listed with a mark and its
+reason; running it says which distribution provided it.  Errors are one line,
+``galprep TOOL: error: …`` (exit 1; 2 for usage errors), with the traceback only under
+``--debug`` (for a broken plugin: the chain down to the plugin's own exception).
 """
 
 import signal
@@ -11,50 +12,55 @@ import sys
 
 import click
 
-from galtools import __version__, registry
+from galtools import __version__, options, registry
 from galtools.allocator import keep_freed_memory
 from galtools.errors import GalError
-from galtools.options import state
+from galtools.settings import state
 
 GROUP = "galtools.commands"
 BROKEN_MARK = "✗"
 
 
-def broken_command(name, entry, reason, what="plugin command"):
-    """A stand-in command for an entry that does not load: listed with a mark, fails when run."""
+def broken_command(name, entry, reason, what="plugin command", cause=None):
+    """A stand-in command for a broken entry: listed with a mark, fails when run.
+
+    Running it raises GalError ``from`` the entry's original exception (or ``cause``), so
+    ``--debug`` shows the plugin's own traceback.
+    """
 
     def run(args=()):
         raise GalError(
-            f"{what} '{name}' from {entry.dist} {entry.version} "
-            f"({entry.value}) failed to load: {reason}"
-        )
+            f"{what} '{name}' from {entry.dist} {entry.version} ({entry.value}) is broken: {reason}"
+        ) from (cause if cause is not None else entry.exception)
 
     return click.Command(
         name,
         callback=run,
         context_settings={"ignore_unknown_options": True},
-        params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+        # --debug/-v/-q still count (the rest is whatever the user meant for the plugin)
+        params=[
+            click.Argument(["args"], nargs=-1, type=click.UNPROCESSED),
+            *reversed(options.common(lambda: None).__click_params__),
+        ],
         short_help=f"{BROKEN_MARK} broken plugin ({entry.dist}): {reason}",
-        help=f"This {what}'s plugin ({entry.dist} {entry.version}) failed to load: {reason}",
+        help=f"This {what}'s plugin ({entry.dist} {entry.version}) is broken: {reason}",
         add_help_option=False,
     )
 
 
 class PluginGroup(click.Group):
-    """Subcommands made from the entries of an entry-point group (``galtools.commands``)."""
+    """Subcommands made from the entries of an entry-point group (``galtools.commands``).
+
+    An entry that fails to load or to pass its group's check (see
+    :data:`galtools.registry.CHECKS`), or whose command cannot be made, becomes a
+    :func:`broken_command`: the group and its other subcommands keep working.
+    """
 
     entry_group = GROUP
     what = "plugin command"
 
     def make_command(self, name, obj, entry):
-        """The click command for a loaded entry (here: the entry must be one)."""
-        if not isinstance(obj, click.Command):
-            return broken_command(
-                name,
-                entry,
-                f"{entry.value} is a {type(obj).__name__}, not a click command",
-                self.what,
-            )
+        """The click command for a loaded (and checked) entry: here, the entry itself."""
         return obj
 
     def list_commands(self, ctx):
@@ -68,7 +74,11 @@ class PluginGroup(click.Group):
             obj = entry.load()
         except GalError:
             return broken_command(name, entry, entry.error, self.what)
-        return self.make_command(name, obj, entry)
+        try:
+            return self.make_command(name, obj, entry)
+        except Exception as exc:  # a plugin's data the command cannot use
+            reason = (registry.check_reason(exc).splitlines() or [""])[0]
+            return broken_command(name, entry, reason, self.what, cause=exc)
 
 
 class MainGroup(PluginGroup):

@@ -1,27 +1,23 @@
-"""Options shared by every galprep command, defined once.
+"""Options shared by every galprep command, defined once (the click layer).
 
-Commands stack these decorators; ``common`` (-q/-v/--debug) is on every command and sets
-process-wide state read by :mod:`galtools.progress` and the error handler in :mod:`galtools.cli`.
+Commands stack these decorators; ``common`` (-q/-v/--debug) is on every command and sets the
+process-wide :data:`galtools.settings.state` read by :mod:`galtools.progress` and the error
+handler in :mod:`galtools.cli`.  ``State``/``state``, ``Shard``, ``parse_shard``,
+``shard_from_env`` and ``n_jobs`` live in :mod:`galtools.settings` (no click) and are re-exported
+here for plugins that use ``galtools.options.state`` or ``options.Shard``.
 """
-
-import os
-import re
-from dataclasses import dataclass, field
 
 import click
 
-
-@dataclass
-class State:
-    """Per-invocation settings from the common options."""
-
-    quiet: bool = False
-    verbose: int = 0
-    debug: bool = field(default_factory=lambda: bool(os.environ.get("GALPREP_DEBUG")))
-    tool: str = ""
-
-
-state = State()
+from galtools.settings import (  # noqa: F401  (re-exported for plugins)
+    Shard,
+    State,
+    default_jobs,
+    n_jobs,
+    parse_shard,
+    shard_from_env,
+    state,
+)
 
 
 def _set(attr):
@@ -84,14 +80,6 @@ compression = click.option(
     help="Compression of image data in .h5 outputs.",
 )
 
-
-def _jobs_default():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 jobs = click.option(
     "-j",
     "--jobs",
@@ -101,69 +89,10 @@ jobs = click.option(
 )
 
 
-def n_jobs(value):
-    """The number of worker processes for a --jobs value (None = all cores)."""
-    return value or _jobs_default()
-
-
-@dataclass(frozen=True)
-class Shard:
-    """Shard ``index`` of ``count`` (0-based)."""
-
-    index: int = 0
-    count: int = 1
-
-    def __str__(self):
-        return f"{self.index}/{self.count}"
-
-    def bounds(self, n):
-        """[start, stop) of this shard's contiguous part of n items."""
-        start = n * self.index // self.count
-        stop = n * (self.index + 1) // self.count
-        return start, stop
-
-    def select(self, items):
-        """This shard's contiguous part of a sequence."""
-        start, stop = self.bounds(len(items))
-        return items[start:stop]
-
-    def output_path(self, path):
-        """``out.h5`` → ``out.shard003-of-008.h5`` when sharded, else unchanged."""
-        if self.count == 1 or path == "-":
-            return path
-        root, ext = os.path.splitext(path)
-        return f"{root}.shard{self.index:03d}-of-{self.count:03d}{ext}"
-
-
-def parse_shard(text):
-    """'K/N' (0-based K) → Shard; raise ValueError when malformed."""
-    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
-    if not m:
-        raise ValueError(f"shard must look like K/N, got {text!r}")
-    k, n = int(m.group(1)), int(m.group(2))
-    if n < 1 or not 0 <= k < n:
-        raise ValueError(f"shard {text!r}: need 0 <= K < N")
-    return Shard(k, n)
-
-
-def shard_from_env(env=None):
-    """The shard given by SLURM array variables, or None."""
-    env = os.environ if env is None else env
-    if "SLURM_ARRAY_TASK_ID" not in env:
-        return None
-    task = int(env["SLURM_ARRAY_TASK_ID"])
-    lo = int(env.get("SLURM_ARRAY_TASK_MIN", 0))
-    if "SLURM_ARRAY_TASK_COUNT" in env:
-        count = int(env["SLURM_ARRAY_TASK_COUNT"])
-    else:
-        count = int(env.get("SLURM_ARRAY_TASK_MAX", task)) - lo + 1
-    return Shard(task - lo, count)
-
-
 def _shard_callback(ctx, param, value):
-    if value is None:
-        return shard_from_env() or Shard()
     try:
+        if value is None:
+            return shard_from_env() or Shard()
         return parse_shard(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None

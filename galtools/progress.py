@@ -2,7 +2,7 @@
 
 import sys
 
-from galtools.options import state
+from galtools.settings import state
 
 
 class _Silent:

@@ -139,7 +139,7 @@ def prepare(
     Returns a summary dict (images written, skipped, catalog matching).
     """
     from galtools.catalog import Catalog, attach
-    from galtools.options import Shard
+    from galtools.settings import Shard
 
     shard = shard or Shard()
     target = to_folder if to_folder else output
@@ -289,7 +289,7 @@ def resize_file(
     """Crop/resize/select bands of the images in a galaxy array file; labels carried over."""
     from galtools.arrayfile import open_galaxies
     from galtools.meta import derive
-    from galtools.options import Shard
+    from galtools.settings import Shard
 
     shard = shard or Shard()
     out = shard.output_path(output)

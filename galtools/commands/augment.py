@@ -152,12 +152,10 @@ def augment(
     Each op is applied to an image with its probability (default 1 for ops with a range).
     Without any op, --hflip 0.5 --vflip 0.5 --rot90 1 is used.  Output rows are shuffled.
     """
-    from galtools.augment import Augmenter, Op
+    from galtools.augment import DEFAULT_OPS, Augmenter
     from galtools.progress import say
 
-    chosen = [op for op in ops.values() if op is not None]
-    if not chosen:
-        chosen = [Op("hflip", p=0.5), Op("vflip", p=0.5), Op("rot90", p=1.0)]
+    chosen = [op for op in ops.values() if op is not None] or list(DEFAULT_OPS)
     if uniform and (bins is None or per_bin is None):
         raise click.UsageError("--uniform needs --bins and --per-bin")
     if ops.get("invert_grey") is not None and ops.get("greyscale") is None:
