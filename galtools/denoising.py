@@ -71,7 +71,7 @@ def check_denoiser(run, image_shape, path):
     if run.task != "denoise":
         raise GalError(
             f"{run.path}: a {run.model_name} {run.task} run, not a denoiser "
-            "(train one with --model resnet-denoiser)"
+            "(train one with a model that denoises: galprep plugins --group models)"
         )
     bands = (run.config or {}).get("bands")
     if bands is not None and len(bands) != image_shape[-1]:

@@ -1,11 +1,12 @@
 """Sampling galaxy images from trained GAN runs.
 
 Images are generated in batches, each from its own seed derived from ``(seed, batch number)``,
-and streamed to the output.  ``cgan`` runs take conditions in physical units, either fixed
-(``redshift=0.3``) or drawn row by row from a catalog or from an array file's label columns;
-the conditions are stored as label columns of the output.  With a score threshold (a
-``twoinone`` run, or a separate scorer run) only images scoring above it are kept, and
-generation stops when N are kept or after a limit on tries.
+and streamed to the output.  Runs of a model that takes conditions get them in physical units,
+either fixed (``redshift=0.3``) or drawn row by row from a catalog or from an array file's label
+columns; the conditions are stored as label columns of the output.  With a score threshold (a
+run that also scores images, or a separate scorer run) only images scoring above it are kept,
+and generation stops when N are kept or after a limit on tries.  What a run can do is asked of
+its abilities (:attr:`galtools.runs.Run.abilities`), never of its model's name.
 """
 
 import os
@@ -15,7 +16,6 @@ from collections import deque
 import numpy as np
 
 from galtools.errors import GalError, InputError
-from galtools.scoring import SCORE_MODELS
 
 MONTAGE_COUNT = 36
 TRIES_PER_IMAGE = 20
@@ -136,21 +136,28 @@ def batch_seed(seed, batch):
 
 
 def check_gan(run):
-    if run.task != "gan":
+    """GalError unless ``run`` generates images."""
+    if "generates" not in run.abilities:
+        from galtools.models import able
+
         what = f"{run.model_name} {run.task} run"
         if run.target:
             what += f" predicting '{run.target}'"
         raise GalError(
-            f"{run.path}: a {what}, not a GAN (generate needs a dcgan, cgan or twoinone run)"
+            f"{run.path}: a {what}, which does not generate images (generate needs a run of "
+            f"{able('generates')})"
         )
 
 
 def check_scorer(scorer, image_shape):
-    from galtools.scoring import check_image_shape, run_kind
+    from galtools.scoring import check_image_shape
 
-    if run_kind(scorer) != "score":
+    if "scores" not in scorer.abilities:
+        from galtools.models import able
+
         raise GalError(
-            f"{scorer.path}: a {scorer.model_name} run cannot score images (use a twoinone run)"
+            f"{scorer.path}: a {scorer.model_name} run cannot score images (use a run of "
+            f"{able('scores')})"
         )
     check_image_shape(scorer, image_shape, "generated images")
 
@@ -172,8 +179,8 @@ def generate_file(
 ):
     """Write ``n`` images sampled from GAN ``run`` to ``output``; returns a summary dict.
 
-    ``conditions``: a :class:`Conditions` (cgan runs).  ``scorer`` (by default the run itself
-    when it is a twoinone run) scores every image into ``score``/``p_real`` columns;
+    ``conditions``: a :class:`Conditions` (runs that take conditions).  ``scorer`` (by default
+    the run itself when it scores images) scores every image into ``score``/``p_real`` columns;
     ``min_score`` keeps only images scoring above it, trying at most ``max_tries`` images
     (default 20·n).  ``montage``: PNG of the first images.
     """
@@ -187,12 +194,14 @@ def generate_file(
     if n < 1:
         raise GalError("-n must be at least 1")
     conditions = conditions if conditions is not None else Conditions(run)
-    if scorer is None and run.model_name in SCORE_MODELS:
+    if scorer is None and "scores" in run.abilities:
         scorer = run
     if min_score is not None and scorer is None:
+        from galtools.models import able
+
         raise GalError(
             f"{run.path}: a {run.model_name} run has no score: --min-score needs "
-            "a twoinone run or --scorer RUN"
+            f"--scorer RUN (a run of {able('scores')})"
         )
     if scorer is not None:
         check_scorer(scorer, run.input_shape)

@@ -4,10 +4,11 @@ A run directory (written by ``galprep train-batch``) holds ``config.json`` (ever
 to rebuild and reuse the model: task, label scaling, class names, conditions, image shape),
 ``model.keras`` (GANs: the generator; plus ``discriminator.keras``) or, for closed-form
 models, ``weights.npz``.  Keras files load with ``safe_mode=True``; label scaling is inverted
-here, so callers see physical units.
+here, so callers see physical units.  What a run can do (predict, generate, score, …) is its
+model's :data:`~galtools.models.ABILITIES`, recorded in the config (older runs: asked of the
+model spec).
 """
 
-import json
 import os
 
 import numpy as np
@@ -17,23 +18,10 @@ from galtools.errors import GalError, InputError
 
 def load_run(path):
     """Open a run directory; a one-line GalError naming ``path`` when it is not a usable run."""
+    from galtools.train.rundir import read_config
+
     path = os.fspath(path)
-    cfg = os.path.join(path, "config.json")
-    if not os.path.isdir(path):
-        raise InputError(path, "no such run directory")
-    if not os.path.isfile(cfg):
-        raise InputError(path, "not a run (no config.json)")
-    try:
-        with open(cfg) as fh:
-            config = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise InputError(path, f"corrupt config.json ({str(exc).splitlines()[0]})") from None
-    if not isinstance(config, dict) or config.get("format") != "galtools-run":
-        raise InputError(path, "config.json is not a galtools run config")
-    for key in ("model", "task", "columns"):
-        if key not in config:
-            raise InputError(path, f"config.json lacks '{key}'")
-    return Run(path, config)
+    return Run(path, read_config(path))
 
 
 class Run:
@@ -84,6 +72,21 @@ class Run:
         return self._spec
 
     @property
+    def abilities(self):
+        """What the run can do: names of :data:`galtools.models.ABILITIES`."""
+        if "abilities" in self.config:
+            return frozenset(self.config["abilities"])
+        return frozenset(self.spec.abilities)
+
+    def _cannot(self, what, ability):
+        """GalError: this run cannot ``what``; names the registered models whose runs can."""
+        from galtools.models import able
+
+        return GalError(
+            f"{self.path}: {self.describe()} {what} (a run of a model that can: {able(ability)})"
+        )
+
+    @property
     def closed_form(self):
         return os.path.exists(os.path.join(self.path, "weights.npz")) and not os.path.exists(
             os.path.join(self.path, "model.keras")
@@ -118,7 +121,7 @@ class Run:
         return self._load("model.keras")
 
     def discriminator(self):
-        if self.task != "gan":
+        if self.task != "gan" and "scores" not in self.abilities:
             raise GalError(f"{self.path}: {self.describe()} has no discriminator")
         return self._load("discriminator.keras")
 
@@ -157,10 +160,12 @@ class Run:
         """Regression: (N,) physical units; classification: (N, K) probabilities;
         denoise: cleaned images of the input's shape."""
         x = self._images(images)
-        if self.task == "gan":
+        if not self.abilities & {"predicts", "denoises"}:
+            tools = (("generate", "generates"), ("score", "scores"))
+            uses = [f"galprep {tool}" for tool, a in tools if a in self.abilities]
             raise GalError(
-                f"{self.path}: {self.describe()} does not predict; use generate "
-                "(or score for twoinone)"
+                f"{self.path}: {self.describe()} does not predict"
+                + (f"; use {' or '.join(uses)}" if uses else "")
             )
         if self.closed_form:
             return np.asarray(self.spec.predict(self, x))
@@ -179,9 +184,9 @@ class Run:
         return out
 
     def generate(self, n, seed=0, conditions=None, batch_size=256):
-        """N generated images in the data's units (GAN runs); ``conditions``: {name: (N,)}."""
-        if self.task != "gan":
-            raise GalError(f"{self.path}: {self.describe()} cannot generate (not a GAN)")
+        """N generated images in the data's units; ``conditions``: {name: (N,)} physical units."""
+        if "generates" not in self.abilities:
+            raise self._cannot("cannot generate images", "generates")
         mc = self.config["model_config"]
         rng = np.random.default_rng(seed)
         z = rng.normal(size=(int(n), mc["latent_dim"])).astype(np.float32)
@@ -207,7 +212,7 @@ class Run:
 
         if not conditions:
             raise GalError(
-                f"{self.path}: cgan run needs conditions for {', '.join(self.conditions)}"
+                f"{self.path}: {self.describe()} needs conditions for {', '.join(self.conditions)}"
             )
         cols = {c["name"]: c for c in self.config["columns"]}
         missing = [c for c in self.conditions if c not in conditions]
@@ -225,23 +230,26 @@ class Run:
         return np.stack(out, axis=1).astype(np.float32)
 
     def score(self, images, batch_size=256):
-        """twoinone: {"score": (N,) physical units, "p_real": (N,) P(real galaxy)}."""
-        if self.model_name != "twoinone" and "score" not in self._disc_heads():
-            raise GalError(f"{self.path}: {self.describe()} has no score head (twoinone only)")
+        """Runs that score: {"score": (N,) in the target's units, and "p_real": (N,)
+        P(real galaxy) when the discriminator has a real/corrupted head}."""
+        if "scores" not in self.abilities:
+            raise self._cannot("has no score head", "scores")
         from galtools.train.data import from_unit
 
         x = self._images(images)
-        out = self._batched(self.discriminator(), x, batch_size)
+        disc = self.discriminator()
+        heads = set(disc.output) if isinstance(disc.output, dict) else set()
+        if "score" not in heads:
+            raise GalError(f"{self.path}: discriminator.keras has no 'score' output")
+        out = self._batched(disc, x, batch_size)
         if out is None:
-            return {"score": np.empty(0), "p_real": np.empty(0)}
-        col = self.config["columns"][0]
-        return {
-            "score": from_unit(out["score"][:, 0], col),
-            "p_real": 1.0 / (1.0 + np.exp(-out["label"][:, 0].astype(np.float64))),
-        }
-
-    def _disc_heads(self):
-        return set(self.discriminator().output) if self.task == "gan" else set()
+            return {k: np.empty(0) for k in ("score", "p_real") if k == "score" or "label" in heads}
+        cols = {c["name"]: c for c in self.config["columns"]}
+        col = cols.get(self.target) or self.config["columns"][0]
+        result = {"score": from_unit(out["score"][:, 0], col)}
+        if "label" in out:
+            result["p_real"] = 1.0 / (1.0 + np.exp(-out["label"][:, 0].astype(np.float64)))
+        return result
 
     def features(self, images, batch_size=256):
         """(N, D) activations of the penultimate layer ("features")."""

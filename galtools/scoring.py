@@ -1,7 +1,8 @@
 """Predictions of trained runs on galaxy files, and their error figures.
 
 Regression runs give one value per galaxy (physical units), classification runs class
-probabilities, ``twoinone`` GAN runs a realism score.  Several runs of the same kind average into
+probabilities, runs of a model that scores images (a GAN whose discriminator has a score
+head) a realism score.  Several runs of the same kind average into
 an ensemble (mean of the values or of the probabilities) whose spread is the standard deviation
 across members.  With a truth column: MAE, RMSE, bias for regression; accuracy, top-k and the
 confusion matrix for classification.  The linear bias model fitted by :func:`fit_bias` is
@@ -15,9 +16,6 @@ import re
 import numpy as np
 
 from galtools.errors import GalError, InputError
-
-SCORE_MODELS = ("twoinone",)
-
 
 # ----------------------------------------------------------------------------------- figures
 
@@ -191,16 +189,19 @@ KAGGLE_HEADER = "Id,Predicted\n"
 
 def run_kind(run):
     """'regression', 'classification' or 'score' for a run that can score images."""
-    if run.task in ("regression", "classification"):
+    abilities = run.abilities
+    if run.task in ("regression", "classification") and "predicts" in abilities:
         return run.task
-    if run.task == "gan" and run.model_name in SCORE_MODELS:
+    if "scores" in abilities:
         return "score"
-    if run.task == "gan":
+    if "generates" in abilities:
+        from galtools.models import able
+
         raise GalError(
             f"{run.path}: a {run.model_name} run only generates images, it has no "
-            "score (use galprep generate, or a twoinone run)"
+            f"score (use galprep generate, or a run of a model that scores: {able('scores')})"
         )
-    if run.task == "denoise":
+    if "denoises" in abilities:
         raise GalError(f"{run.path}: a {run.model_name} run denoises images (use galprep denoise)")
     raise GalError(f"{run.path}: cannot score with a '{run.task}' run")
 

@@ -18,6 +18,14 @@ TASKS = {
     "cgan": "gan",
     "resnet-denoiser": "denoise",
 }
+ABILITIES = {
+    "vgg": {"predicts"},
+    "cnn-classifier": {"predicts"},
+    "dcgan": {"generates"},
+    "twoinone": {"generates", "scores"},
+    "cgan": {"generates", "conditions"},
+    "resnet-denoiser": {"denoises"},
+}
 
 
 class FakeRun:
@@ -40,6 +48,7 @@ class FakeRun:
         self.path = str(path)
         self.model_name = model_name
         self.task = TASKS[model_name]
+        self.abilities = frozenset(ABILITIES[model_name])
         self.target = target
         self.class_names = list(class_names) if class_names else None
         self.conditions = list(conditions)
@@ -68,14 +77,14 @@ class FakeRun:
             raise GalError(f"{self.path}: not a GAN")
         rng = np.random.default_rng(seed)
         out = rng.normal(size=(n, *self.input_shape)).astype(np.float32)
-        if self.model_name == "cgan":
+        if "conditions" in self.abilities:
             for k, name in enumerate(self.conditions):
                 out[..., k % self.input_shape[-1]] += np.asarray(conditions[name])[:, None, None]
         return out
 
     def score(self, images):
-        if self.model_name != "twoinone":
-            raise GalError(f"{self.path}: not a twoinone run")
+        if "scores" not in self.abilities:
+            raise GalError(f"{self.path}: has no score head")
         s = np.asarray(images, np.float64).mean(axis=(1, 2, 3)) * self.scale
         return {"score": s, "p_real": 1 / (1 + np.exp(-s))}
 

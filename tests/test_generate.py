@@ -92,7 +92,7 @@ def test_generate_min_score(tmp_path):
 
 
 def test_generate_refuses_non_gan(tmp_path):
-    with pytest.raises(GalError, match="a vgg regression run predicting 'incl', not a GAN"):
+    with pytest.raises(GalError, match="vgg regression run predicting 'incl', which does not gen"):
         generate_file(FakeRun("v", "vgg", target="incl"), 3, str(tmp_path / "x.h5"), {})
     assert not (tmp_path / "x.h5").exists()
 
@@ -131,7 +131,7 @@ def test_cli_generate_conditions_from(galprep, tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "args, words",
     [
-        (["v", "-n", "3"], "a vgg regression run predicting 'incl', not a GAN"),
+        (["v", "-n", "3"], "a vgg regression run predicting 'incl', which does not generate"),
         (["c", "-n", "3", "--condition", "colour=1"], "unknown condition colour"),
         (["c", "-n", "3"], "give condition z"),
         (["c", "--conditions-from", "cat.csv"], "no column z"),

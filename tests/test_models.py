@@ -238,7 +238,7 @@ def test_ridge_histogram(data, tmp_path):
     [
         ("dcgan", {}, None),
         ("twoinone", {"target": "inclination"}, "score_loss"),
-        ("cgan", {"conditions": ["redshift"]}, "cond_loss"),
+        ("cgan", {"condition": ["redshift"]}, "cond_loss"),
     ],
 )
 def test_gans(tmp_path, model, opts, aux):
@@ -282,3 +282,91 @@ def test_gans(tmp_path, model, opts, aux):
         run.predict(batch["images"][:2])
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["model"] == model and cfg["task"] == "gan"
+
+
+def test_builtin_specs_declare_options_columns_and_abilities():
+    from galtools import models
+
+    specs = {name: models.get(name) for name in models.known()}
+    flags = {name: [o.flag for o in spec.options] for name, spec in specs.items()}
+    assert flags["vgg"] == ["--target", "--target-range", "--classes", "--arch"]
+    assert flags["cnn-classifier"][2:] == ["--backbone", "--head", "--weight-decay", "--normalize"]
+    assert flags["dcgan"] == ["--width"] and flags["cgan"] == ["--condition", "--width"]
+    assert flags["twoinone"] == ["--target", "--real-column", "--width"]
+    assert flags["ridge-histogram"] == ["--target", "--bins"]
+    assert flags["resnet-denoiser"] == []
+    assert specs["twoinone"].abilities == {"generates", "scores"}
+    assert specs["cgan"].abilities == {"generates", "conditions"}
+    assert specs["resnet-denoiser"].abilities == {"denoises"}
+    assert specs["vgg"].abilities == {"predicts"}
+    assert [(c.option, c.kind, c.role) for c in specs["twoinone"].columns] == [
+        ("target", "scaled", "target"),
+        ("real_column", "binary", "label"),
+    ]
+    assert models.with_ability("scores") == ["twoinone"]
+    assert models.able("generates") == "cgan, dcgan or twoinone"
+    for spec in specs.values():
+        assert models.check(spec) is spec
+
+
+def test_check_rejects_bad_declarations():
+    from galtools import models
+    from galtools.params import Option
+
+    class Spec(models.ModelSpec):
+        name = "bad"
+        task = "gan"
+        abilities = frozenset({"generates"})
+
+        def build(self, config):
+            return None
+
+    def fails(match, **attrs):
+        spec = Spec()
+        for key, value in attrs.items():
+            setattr(spec, key, value)
+        with pytest.raises((TypeError, ValueError), match=match):
+            models.check(spec)
+
+    models.check(Spec())
+    fails("is one of train-batch's own", options=(Option("lr", "x", kind="float"),))
+    fails("column option 'target' is not one of its options", columns=(models.Column("target"),))
+    fails("column kind 'log'", options=(models.TARGET,), columns=(models.Column("target", "log"),))
+    fails("column role 'x'", options=(models.TARGET,), columns=(models.Column("target", role="x"),))
+    fails("more than one target", options=(models.TARGET, Option("b", "y")),
+          columns=(models.Column("target"), models.Column("b")))  # fmt: skip
+    fails("the 'conditions' ability and a condition column",
+          abilities=frozenset({"generates", "conditions"}))  # fmt: skip
+    fails("a regression model needs a target column", task="regression")
+    fails("columns must be a tuple", columns="target")
+
+
+def test_runs_written_before_abilities_were_recorded(tmp_path):
+    """Old config.json files (no "abilities") still load: the model spec answers."""
+    from galtools.runs import load_run
+
+    config = {
+        "format": "galtools-run",
+        "version": 1,
+        "model": "twoinone",
+        "task": "gan",
+        "target": "sc",
+        "columns": [{"name": "sc", "kind": "scaled", "lo": 0, "hi": 5}],
+    }
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    assert load_run(tmp_path / "old").abilities == {"generates", "scores"}
+    config["abilities"] = ["generates"]
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    run = load_run(tmp_path / "old")
+    with pytest.raises(
+        GalError, match=r"has no score head \(a run of a model that can: twoinone\)"
+    ):
+        run.score(np.zeros((1, 8, 8, 3)))
+    del config["columns"]
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(GalError, match="config.json lacks 'columns'"):
+        load_run(tmp_path / "old")
+    (tmp_path / "old" / "config.json").write_text("{")
+    with pytest.raises(GalError, match="corrupt config.json"):
+        load_run(tmp_path / "old")

@@ -355,17 +355,21 @@ def test_distribute_mirrored_runs_on_local_devices(files, tmp_path, galprep):
     assert metrics(run)["status"] == "finished" and (run / "model.keras").is_file()
 
 
-def test_help_is_light():
+@pytest.mark.parametrize("model", [None, "vgg", "twoinone"])
+def test_help_is_light(model):
+    args = ["train-batch"] + (["--model", model] if model else []) + ["--help"]
     out = subprocess.run(
         [
             sys.executable,
             "-c",
             (
-                "import sys; from galtools.cli import main\n"
-                "try:\n    main(['train-batch', '--help'])\nexcept SystemExit:\n    pass\n"
+                "import sys, time; from galtools.cli import main\n"
+                "t = time.perf_counter()\n"
+                f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+                "took = time.perf_counter() - t\n"
                 "bad = [m for m in ('tensorflow', 'keras', 'matplotlib', 'h5py')\n"
                 "       if m in sys.modules]\n"
-                "print('HEAVY', bad)"
+                "print('HEAVY', bad, 'TOOK', took)"
             ),
         ],
         capture_output=True,
@@ -373,10 +377,78 @@ def test_help_is_light():
         timeout=60,
     )
     assert "--distribute" in out.stdout and "HEAVY []" in out.stdout
+    assert float(out.stdout.split("TOOK")[1]) < 0.3
+
+
+def test_help_names_models_and_their_options(galprep):
+    r = galprep("train-batch", "--help")
+    assert r.code == 0
+    text = r.out
+    options, models = text.split("Models:")
+    for name in ("vgg", "cnn-classifier", "dcgan", "twoinone", "cgan", "ridge-histogram"):
+        assert f"\n  {name} " in models, name
+    assert "galprep train-batch --model NAME --help" in models
+    assert "--arch" not in text and "--width" not in text  # a model's options: with --model
+    r = galprep("train-batch", "--model", "vgg", "--help")
+    assert r.code == 0
+    common, own = r.out.split("Options of model vgg:")
+    assert "--passes" in common and "--arch" not in common and "Models:" not in r.out
+    for flag in ("--target COL", "--target-range LO,HI", "--classes K", "--arch"):
+        assert flag in own, flag
+    assert "[default: small]" in own and "--backbone" not in own and "--width" not in own
+    r = galprep("train-batch", "--model=cnn-classifier", "--help")
+    own = r.out.split("Options of model cnn-classifier:")[1]
+    assert "--head SPEC" in own and "--normalize [per-image|global]" in own
+    assert "Default --patience: 3." in own
+    r = galprep("train-batch", "--model", "resnet-denoiser", "--help")
+    assert "Options of model resnet-denoiser:\n  none" in r.out
+
+
+def test_options_of_another_model_are_refused(files, tmp_path, galprep):
+    data = files / "train.h5"
+    run = tmp_path / "run"
+
+    def usage_error(r, fragment):
+        assert r.code == 2, r.stderr
+        assert r.stderr.count("\n") == 1 and fragment in r.stderr, r.stderr
+
+    r = galprep("train-batch", data, "-o", run, "--model", "dcgan", "--arch", "small")
+    usage_error(r, "--arch is not an option of model dcgan (its options: --width)")
+    r = galprep("train-batch", data, "-o", run, "--model", "dcgan", "--target", "inclination")
+    usage_error(r, "--target is not an option of model dcgan")
+    r = galprep("train-batch", data, "-o", run, "--real-column=real", "--model", "cgan")
+    usage_error(
+        r, "--real-column is not an option of model cgan (its options: --condition, --width)"
+    )
+    r = galprep("train-batch", data, "-o", run, "--bins", "8")
+    usage_error(r, "--bins is an option of model ridge-histogram: give --model NAME")
+    r = galprep("train-batch", data, "-o", run, "--model", "vgg", "--arch", "huge")
+    usage_error(r, "'huge' is not one of 'small', 'medium', 'large'")
+    r = galprep("train-batch", data, "-o", run, "--model", "dcgan", "--width", "2")
+    usage_error(r, "--width")
+    assert not run.exists()
+
+
+def test_options_from_python_are_checked_like_the_command_line(files, tmp_path):
+    from galtools.errors import GalError
+    from galtools.train.loop import train
+
+    data = [files / "train.h5"]
+    with pytest.raises(
+        GalError, match=r"--arch is not an option of model dcgan \(its options: --width\)"
+    ):
+        train(data, tmp_path / "a", "dcgan", {"arch": "small"})
+    with pytest.raises(GalError, match="model dcgan: --width: must be ≥ 4, got 2"):
+        train(data, tmp_path / "a", "dcgan", {"width": 2})
+    with pytest.raises(GalError, match="model vgg: --arch: must be one of small, medium, large"):
+        train(data, tmp_path / "a", "vgg", {"target": "inclination", "arch": "huge"})
+    with pytest.raises(GalError, match="--target-range: need LO < HI"):
+        train(data, tmp_path / "a", "vgg", {"target": "inclination", "target_range": (9, 1)})
+    assert not (tmp_path / "a").exists()
 
 
 def test_plateau_halves_learning_rate(tmp_path):
-    from galtools.train.loop import _plateau
+    from galtools.train.evaluate import plateau as _plateau
 
     class Opt:
         learning_rate = 0.1

@@ -34,7 +34,7 @@ from galtools import options
 def denoise(
     paths, output, report, robustness, limit, batch_size, overwrite, compression, chunk_size, shard
 ):
-    """Denoise the images of FILE with a resnet-denoiser RUN (any image size; targets, ids and
+    """Denoise the images of FILE with a denoising RUN (any image size; targets, ids and
     labels are kept) into OUT.  When FILE has `targets`, the MSE and PSNR (peak = value range
     of the targets) before and after are reported.
 

@@ -5,7 +5,7 @@ import click
 from galtools import options
 
 
-@click.command(short_help="Sample images from a GAN run (conditions, score threshold).")
+@click.command(short_help="Sample images from a generative run (conditions, score threshold).")
 @click.argument("run_path", metavar="RUN")
 @click.option(
     "-n",
@@ -18,21 +18,22 @@ from galtools import options
 @click.option(
     "--condition",
     metavar="NAME=VALUE,...",
-    help="cgan: fixed conditions in physical units, e.g. redshift=0.3,log_mass=10.5.",
+    help="Runs that take conditions: fixed values in physical units, e.g. "
+    "redshift=0.3,log_mass=10.5.",
 )
 @click.option(
     "--conditions-from",
     metavar="FILE",
-    help="cgan: draw conditions row by row (cycling) from a catalog (CSV/FITS/text "
+    help="Runs that take conditions: draw them row by row (cycling) from a catalog (CSV/FITS/text "
     "with a header) or from the label columns of a .h5/.npz file.",
 )
 @click.option(
     "--min-score",
     type=float,
     metavar="T",
-    help="Keep only images scoring above T (twoinone run, or --scorer).",
+    help="Keep only images scoring above T (a run that scores images, or --scorer).",
 )
-@click.option("--scorer", metavar="RUN2", help="A twoinone run that scores the images.")
+@click.option("--scorer", metavar="RUN2", help="A run of a model that scores images.")
 @click.option(
     "--max-tries",
     type=click.IntRange(min=1),
@@ -66,9 +67,10 @@ def generate(
     overwrite,
     compression,
 ):
-    """Sample N images from the GAN run RUN (dcgan, cgan, twoinone) into OUT, batch by batch.
-    The same --seed and --batch-size give the same images.  Conditions of a cgan run are
-    stored as label columns of OUT; with a scorer, so are `score` and `p_real`."""
+    """Sample N images from RUN, a run of a model that generates images, into OUT, batch by
+    batch.  The same --seed and --batch-size give the same images.  The conditions of a run
+    that takes them are stored as label columns of OUT; with a scorer (RUN itself when it
+    scores images, or --scorer), so are `score` and `p_real`."""
     from galtools.errors import GalError
     from galtools.generation import (
         Conditions,

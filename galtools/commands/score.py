@@ -80,12 +80,13 @@ def score(
 ):
     """Predictions of RUN... for every image of FILE ('-' for stdin) into a CSV: the value
     (regression, physical units), the class and its probabilities (classification) or the
-    realism score (twoinone).  Several RUNs average into an ensemble; the CSV and report then
-    give the spread (standard deviation across runs).  FILE is read chunk by chunk.
+    realism score (a run of a model that scores images).  Several RUNs average into an
+    ensemble; the CSV and report then give the spread (standard deviation across runs).  FILE
+    is read chunk by chunk.
 
     CSV columns: regression `id,TARGET[,TARGET_std][,truth,residual]`; classification
     `id,TARGET,p_CLASS...[,p_std][,truth]` (TARGET is the predicted class name, p_std the spread
-    of its probability); twoinone `id,score[,score_std]`.  Ids are FILE's ids or row numbers.
+    of its probability); scoring runs `id,score[,score_std]`.  Ids are FILE's ids or row numbers.
     --bias-correction and --clip apply to the values before they are written or measured."""
     import os
 

@@ -1,28 +1,144 @@
-"""galprep train-batch."""
+"""galprep train-batch: the training options, plus the options the chosen model declares.
+
+``--model NAME`` is looked at before the command line is parsed; NAME's options
+(:attr:`galtools.models.ModelSpec.options`) then become flags of their own, listed under a
+heading of their own by ``--model NAME --help``.
+"""
 
 import click
 
 from galtools import options
 
-
-def _pair(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        lo, hi = (float(v) for v in value.split(","))
-    except ValueError:
-        raise click.BadParameter(f"expected LO,HI, got {value!r}") from None
-    if not lo < hi:
-        raise click.BadParameter(f"need LO < HI, got {value!r}")
-    return lo, hi
+_SPEC = "galtools.train_batch.spec"  # ctx.meta key: the chosen model's spec
+_params = {}  # model name → its click options (built once per process)
 
 
-def _names(ctx, param, value):
-    return [v.strip() for v in (value or "").split(",") if v.strip()]
+def _peek_model(args):
+    """The value of the last --model in ``args`` (before a ``--``), or None."""
+    name = None
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--model" and i + 1 < len(args):
+            name = args[i + 1]
+        elif arg.startswith("--model="):
+            name = arg.split("=", 1)[1]
+    return name
+
+
+def _model_params(spec):
+    if spec.name not in _params:
+
+        def holder():
+            pass
+
+        options.from_params(spec.options)(holder)
+        _params[spec.name] = list(reversed(getattr(holder, "__click_params__", [])))
+    return _params[spec.name]
+
+
+def _owners(flag):
+    """Names of the registered models (that load) with option ``flag``."""
+    from galtools import registry
+    from galtools.models import GROUP
+
+    owners = []
+    for name, entry in registry.entries(GROUP).items():
+        try:
+            spec = entry.load()
+        except Exception:
+            continue
+        if any(o.flag == flag for o in spec.options):
+            owners.append(name)
+    return owners
+
+
+class ModelCommand(click.Command):
+    """A command whose options depend on ``--model NAME``: NAME's own options are added."""
+
+    def parse_args(self, ctx, args):
+        name = _peek_model(args)
+        if name is not None and not ctx.resilient_parsing:
+            from galtools import models
+
+            ctx.meta[_SPEC] = models.get(name)  # unknown or broken: one line
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            raise self._foreign(ctx, exc) from None
+
+    @staticmethod
+    def _foreign(ctx, exc):
+        """A model's option given to another model (or without --model): say so."""
+        owners = _owners(exc.option_name)
+        spec = ctx.meta.get(_SPEC)
+        if not owners:
+            return exc
+        if spec is None:
+            return click.UsageError(
+                f"{exc.option_name} is an option of model {', '.join(owners)}: give --model NAME",
+                ctx,
+            )
+        from galtools.train.rundir import flags
+
+        return click.UsageError(
+            f"{exc.option_name} is not an option of model {spec.name} (its options: {flags(spec)})",
+            ctx,
+        )
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        spec = ctx.meta.get(_SPEC)
+        if spec is None:
+            return params
+        extra = _model_params(spec)
+        help_option = self.get_help_option(ctx)
+        rest = [p for p in params if p is not help_option]
+        return rest + extra + ([help_option] if help_option is not None else [])
+
+    def format_options(self, ctx, formatter):
+        spec = ctx.meta.get(_SPEC)
+        own = _model_params(spec) if spec is not None else []
+        rows = [
+            p.get_help_record(ctx)
+            for p in self.get_params(ctx)
+            if p not in own and isinstance(p, click.Option)
+        ]
+        with formatter.section("Options"):
+            formatter.write_dl([r for r in rows if r])
+        if spec is None:
+            self._format_models(formatter)
+            return
+        with formatter.section(f"Options of model {spec.name}"):
+            records = [r for r in (p.get_help_record(ctx) for p in own) if r]
+            if records:
+                formatter.write_dl(records)
+            else:
+                formatter.write_text("none")
+            if getattr(spec, "patience", None):
+                formatter.write_paragraph()
+                formatter.write_text(f"Default --patience: {spec.patience}.")
+
+    @staticmethod
+    def _format_models(formatter):
+        from galtools import registry
+        from galtools.models import GROUP
+
+        rows = []
+        for name, entry in registry.entries(GROUP).items():
+            try:
+                rows.append((name, entry.load().description or ""))
+            except Exception:
+                rows.append((name, f"✗ broken ({entry.dist}): {entry.error}"))
+        with formatter.section("Models"):
+            formatter.write_dl(rows or [("none", "no model is installed")])
+            formatter.write_paragraph()
+            formatter.write_text("A model's own options: galprep train-batch --model NAME --help")
 
 
 @click.command(
     "train-batch",
+    cls=ModelCommand,
     short_help="Train a registered model from files on disk (resumable, preemption-safe).",
 )
 @click.argument("data", nargs=-1, required=True, metavar="DATA...")
@@ -38,88 +154,8 @@ def _names(ctx, param, value):
     "--model",
     required=True,
     metavar="NAME",
-    help="A galtools.models entry: vgg, cnn-classifier, dcgan, twoinone, cgan, "
-    "resnet-denoiser, ridge-histogram, or a plugin's.",
-)
-@click.option(
-    "--target",
-    metavar="COL",
-    help="Label column to learn (regression/classification; the score column for twoinone).",
-)
-@click.option(
-    "--target-range",
-    callback=_pair,
-    metavar="LO,HI",
-    help="Physical range mapped onto [-1, 1] (default: the data's min,max).",
-)
-@click.option(
-    "--classes",
-    type=click.IntRange(min=2),
-    help="Number of classes (default: from the file's class names or the values).",
-)
-@click.option(
-    "--condition",
-    "conditions",
-    callback=_names,
-    metavar="COL[,COL]",
-    help="cgan: continuous label columns to condition on.",
-)
-@click.option(
-    "--real-column",
-    default="real",
-    show_default=True,
-    metavar="COL",
-    help="twoinone: 0/1 column, 1 = real galaxy, 0 = corrupted.",
-)
-@click.option(
-    "--arch",
-    type=click.Choice(["small", "medium", "large"]),
-    default="small",
-    show_default=True,
-    help="vgg: 16/16→32/32, 32/32→64/64 or 128/128→256/256.",
-)
-@click.option(
-    "--backbone",
-    default="32,64,128",
-    show_default=True,
-    metavar="F,F,...",
-    help="cnn-classifier: conv block widths.",
-)
-@click.option(
-    "--head",
-    default="256,relu",
-    show_default=True,
-    metavar="SPEC",
-    help="cnn-classifier: dense head, e.g. 2048,relu,1024,relu,512 (dropout:0.3 ok).",
-)
-@click.option(
-    "--weight-decay",
-    type=float,
-    default=1e-4,
-    show_default=True,
-    help="cnn-classifier: AdamW weight decay.",
-)
-@click.option(
-    "--normalize",
-    type=click.Choice(["per-image", "global"]),
-    default="per-image",
-    show_default=True,
-    help="cnn-classifier: standardise each image (judge shape and colour, not "
-    "brightness) or scale all by one per-band factor (brightness matters).",
-)
-@click.option(
-    "--width",
-    type=click.IntRange(min=4),
-    default=32,
-    show_default=True,
-    help="GANs: base number of filters.",
-)
-@click.option(
-    "--bins",
-    type=click.IntRange(min=2),
-    default=32,
-    show_default=True,
-    help="ridge-histogram: histogram bins per band.",
+    help="A registered model (galtools.models entry, listed below); its own options follow "
+    "it (see --model NAME --help).",
 )
 @click.option(
     "--init-from",
@@ -162,7 +198,7 @@ def _names(ctx, param, value):
     "--patience",
     type=click.IntRange(min=1),
     help="Halve the learning rate after this many evaluations without improvement "
-    "(default: 3 for cnn-classifier, off otherwise).",
+    "(default: the model's, shown by --model NAME --help; else off).",
 )
 @click.option(
     "--keep", type=click.IntRange(min=1), default=3, show_default=True, help="Checkpoints kept."
@@ -195,18 +231,6 @@ def train_batch(
     data,
     run,
     model,
-    target,
-    target_range,
-    classes,
-    conditions,
-    real_column,
-    arch,
-    backbone,
-    head,
-    weight_decay,
-    normalize,
-    width,
-    bins,
     init_from,
     freeze_until,
     val,
@@ -223,9 +247,11 @@ def train_batch(
     distribute,
     restart,
     seed,
+    **model_options,
 ):
     """Train model NAME on DATA... (one big file or many batch files), streaming from disk,
-    into the run directory RUN.
+    into the run directory RUN.  NAME's own options (its label columns, architecture, ...) are
+    listed by `galprep train-batch --model NAME --help`.
 
     Running the same command again continues from the last checkpoint. On SIGTERM or SIGUSR1
     the current step finishes, a checkpoint is written and galprep exits with status 75
@@ -233,22 +259,7 @@ def train_batch(
     """
     from galtools.train.loop import train
 
-    opts = dict(
-        target=target,
-        target_range=target_range,
-        classes=classes,
-        conditions=conditions,
-        real_column=real_column,
-        arch=arch,
-        backbone=backbone,
-        head=head,
-        weight_decay=weight_decay,
-        normalize=normalize,
-        width=width,
-        bins=bins,
-        init_from=init_from,
-        freeze_until=freeze_until,
-    )
+    opts = dict(model_options, init_from=init_from, freeze_until=freeze_until)
     inputs = list(data) + [p for p in (val, mix) if p]
     train(
         list(data),

@@ -16,6 +16,7 @@ class RunExtractor:
     name = "run"
     input = "raw"
     default_protocol = "raw"
+    dim = None  # the length of the run's "features" layer: known from the features
 
     def __init__(self, path):
         if not path:

@@ -3,18 +3,30 @@
 An entry of ``galtools.models`` (built-in or from a plugin) is a *ModelSpec* object (usually an
 instance of :class:`ModelSpec` or a subclass) with:
 
-``name``  (str)      the registry name (``--model NAME``);
+``name``  (str)      the registry name (``--model NAME``); must equal the entry point's name;
 ``task``  (str)      ``"regression"``, ``"classification"``, ``"gan"`` or ``"denoise"`` — or
-                     ``"auto"``: classification when ``--target`` is a class column (strings,
+                     ``"auto"``: classification when the target is a class column (strings,
                      named classes, or ``--classes``), else regression;
 ``kind``  (str)      ``"keras"`` (trained step by step by ``train-batch``) or ``"closed-form"``;
-``description``      one line for ``galprep plugins`` / ``--help``;
+``description``      one line for ``galprep plugins`` / ``train-batch --help``;
+``options``          a tuple of :class:`galtools.params.Option`: the model's own settings.
+                     ``train-batch --model NAME`` gets one ``--name-with-dashes`` flag each
+                     (listed by ``train-batch --model NAME --help``); they must not reuse a name
+                     of :data:`TRAINING_OPTIONS`.  :data:`TARGET`, :data:`TARGET_RANGE` and
+                     :data:`CLASSES` are ready-made options for the usual target column;
+``columns``          a tuple of :class:`Column`: the label columns the model learns from, each
+                     named by one of its options, with how its values enter ``y`` and their role
+                     (the target; a condition of a generator; another label);
+``abilities``        a set of names of :data:`ABILITIES`: what a trained run can do
+                     (``galprep score``, ``generate``, ``denoise`` and :class:`galtools.runs.Run`
+                     ask this, never the model's name);
 ``configure(options, info) -> dict``
-                     the model's own JSON-able settings from the command's options
-                     (``options``: dict of the ``train-batch`` options) and the data
-                     (``info``: :class:`galtools.train.data.DataInfo`: image shape, bands,
-                     label scaling...).  Raise :class:`galtools.errors.GalError` for data the
-                     model cannot take.  Stored as ``config["model_config"]``.
+                     the model's own JSON-able settings from its options (``options``: dict of
+                     its declared options, converted and with defaults, plus ``init_from`` and
+                     ``freeze_until``) and the data (``info``:
+                     :class:`galtools.train.data.DataInfo`: image shape, bands, label names...).
+                     Raise :class:`galtools.errors.GalError` for data the model cannot take.
+                     Stored as ``config["model_config"]``.
 ``build(config) -> keras.Model``
                      (keras kind) a compiled model for ``config`` (the run's whole config.json
                      dict) that trains with ``model.train_on_batch(x, y)`` on the batches the
@@ -31,15 +43,26 @@ instance of :class:`ModelSpec` or a subclass) with:
 ``patience``         optional: default ``--patience`` (learning-rate halving on plateau).
 
 What the training loop feeds ``train_on_batch``: ``x`` the images (data units, float32);
-``y`` regression: the target scaled to [-1, 1] (N, 1); classification: class indices (N,);
-denoise: the ``targets`` images; gan: None (dcgan), [score in [-1, 1], real 0/1] (twoinone),
-the conditions scaled to [-1, 1] (cgan).  Scalings live in ``config["columns"]``.
+``y`` denoise: the ``targets`` images; otherwise the declared columns in their order, each as
+its :class:`Column` kind says (a single ``class`` column: class indices (N,); else an (N, k)
+float32 array; no columns: None).  The scalings live in ``config["columns"]``.
+
+What each ability promises about a run directory (how :class:`galtools.runs.Run` uses it):
+``predicts``: ``model.keras`` (or closed-form ``predict``) maps images to the task's output;
+``generates``: ``model.keras`` maps z, (N, ``model_config["latent_dim"]``) normal noise —
+and, with ``conditions``, the condition columns scaled to [-1, 1] as a second input — to images
+in the data's units; ``scores``: ``discriminator.keras`` outputs a dict with ``"score"`` (tanh:
+the target column in [-1, 1]) and optionally ``"label"`` (logit of P(real galaxy));
+``denoises``: ``model.keras`` maps noisy images of any size to clean ones.
 
 Networks are made only of stock Keras layers or layers registered with
 ``keras.saving.register_keras_serializable`` so that runs load with ``safe_mode=True``.
 """
 
 import os
+from dataclasses import dataclass
+
+from galtools.params import Option
 
 TASKS = ("regression", "classification", "gan", "denoise")
 KINDS = ("keras", "closed-form")
@@ -54,6 +77,52 @@ ABILITIES = {
     "denoises": "maps noisy images to clean ones (galprep denoise)",
 }
 
+# Names train-batch uses for its own options: a model's options must not take them.
+TRAINING_OPTIONS = (
+    "data", "output", "run", "model", "init_from", "freeze_until", "val", "mix", "alpha",
+    "passes", "epochs", "batch_size", "lr", "patience", "keep", "checkpoint_every", "log_every",
+    "distribute", "restart", "seed", "quiet", "verbose", "debug", "help",
+)  # fmt: skip
+
+COLUMN_KINDS = ("scaled", "raw", "binary", "class", "auto")
+COLUMN_ROLES = ("target", "condition", "label")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A label column (or several) a model learns from, named by the value of one option.
+
+    ``option``: the name of one of the spec's options; its value is the column's name (an
+    option of kind ``list`` names several columns, one each).  ``kind``: how values enter ``y``
+    — ``scaled``: [lo, hi] of the data (or of the option ``target_range`` for the target, when
+    the model declares it) mapped linearly onto [-1, 1]; ``raw``: as they are; ``binary``: 0/1
+    values; ``class``: class indices (the class count from the option ``classes`` when
+    declared); ``auto``: ``class`` for a classification run, else ``scaled``.  ``role``:
+    ``target`` (at most one: what the run predicts or scores; its option must be given),
+    ``condition`` (an input of a generator: the run takes them as conditions), or ``label``
+    (anything else the model learns, e.g. a real/fake flag).
+    """
+
+    option: str
+    kind: str = "scaled"
+    role: str = "target"
+
+
+TARGET = Option("target", "Label column to learn.", metavar="COL")
+TARGET_RANGE = Option(
+    "target_range",
+    "Physical range mapped onto [-1, 1] (default: the data's min,max).",
+    kind="pair",
+    metavar="LO,HI",
+)
+CLASSES = Option(
+    "classes",
+    "Number of classes (default: from the file's class names or the values).",
+    kind="int",
+    minimum=2,
+    metavar="K",
+)
+
 
 class ModelSpec:
     """Base class for model specs: override :meth:`configure` and :meth:`build`."""
@@ -63,6 +132,7 @@ class ModelSpec:
     kind = "keras"
     description = ""
     options = ()  # galtools.params.Option: this model's own command-line settings
+    columns = ()  # Column: the label columns it learns from
     abilities = frozenset({"predicts"})
 
     def configure(self, options, info):
@@ -95,7 +165,7 @@ def quiet_tensorflow():
     """
     import sys
 
-    from galtools.options import state
+    from galtools.settings import state
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "keras" in sys.modules or state.verbose >= 2:
@@ -141,6 +211,29 @@ def known():
     return list(registry.entries(GROUP))
 
 
+def with_ability(ability):
+    """Names of the registered models (that load) whose runs have ``ability``."""
+    from galtools import registry
+
+    names = []
+    for name, entry in registry.entries(GROUP).items():
+        try:
+            spec = entry.load()
+        except Exception:  # a broken plugin is listed by galprep plugins, not here
+            continue
+        if ability in (getattr(spec, "abilities", None) or ()):
+            names.append(name)
+    return names
+
+
+def able(ability):
+    """'a, b or c' for messages: the registered models whose runs have ``ability``."""
+    names = with_ability(ability)
+    if not names:
+        return "none installed"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
 def check(spec):
     """Check that ``spec`` keeps the ModelSpec contract; return it (TypeError/ValueError else)."""
     from galtools.params import check_options
@@ -164,8 +257,49 @@ def check(spec):
         raise ValueError(
             f"model {name}: abilities must be a set of {', '.join(ABILITIES)}, got {abilities!r}"
         )
+    _check_columns(spec, name)
     needed = ("configure", "build") if kind == "keras" else ("configure", "fit", "predict")
     for method in needed:
         if not callable(getattr(spec, method, None)):
             raise TypeError(f"model {name}: no {method}() method")
     return spec
+
+
+def _check_columns(spec, name):
+    """Option names free of train-batch's own; columns well formed and named by options."""
+    options = {o.name: o for o in spec.options}
+    taken = sorted(set(options) & set(TRAINING_OPTIONS))
+    if taken:
+        raise ValueError(
+            f"model {name}: option --{taken[0].replace('_', '-')} is one of train-batch's own"
+        )
+    columns = getattr(spec, "columns", None)
+    if not isinstance(columns, (tuple, list)):
+        raise TypeError(f"model {name}: columns must be a tuple of galtools.models.Column")
+    for col in columns:
+        if not isinstance(col, Column):
+            raise TypeError(f"model {name}: column {col!r} is not a galtools.models.Column")
+        if col.option not in options:
+            raise ValueError(
+                f"model {name}: column option '{col.option}' is not one of its options"
+            )
+        if col.kind not in COLUMN_KINDS:
+            raise ValueError(
+                f"model {name}: column kind {col.kind!r} is not one of {', '.join(COLUMN_KINDS)}"
+            )
+        if col.role not in COLUMN_ROLES:
+            raise ValueError(
+                f"model {name}: column role {col.role!r} is not one of {', '.join(COLUMN_ROLES)}"
+            )
+    if sum(col.role == "target" for col in columns) > 1:
+        raise ValueError(f"model {name}: more than one target column")
+    task = getattr(spec, "task", None)
+    if task in ("regression", "classification", "auto") and not any(
+        col.role == "target" for col in columns
+    ):
+        raise ValueError(f"model {name}: a {task} model needs a target column")
+    conditions = any(col.role == "condition" for col in columns)
+    if conditions != ("conditions" in set(spec.abilities)):
+        raise ValueError(
+            f"model {name}: the 'conditions' ability and a condition column go together"
+        )

@@ -3,8 +3,9 @@
 import re
 
 from galtools.errors import GalError
-from galtools.models import ModelSpec
+from galtools.models import CLASSES, TARGET, Column, ModelSpec
 from galtools.models.vgg import compile_supervised, conv_block, supervised_head
+from galtools.params import Option
 
 ACTIVATIONS = {"relu", "elu", "gelu", "selu", "tanh", "sigmoid", "swish", "linear", "softplus"}
 
@@ -49,6 +50,34 @@ class CNNClassifier(ModelSpec):
     task = "classification"
     description = "CNN backbone (--backbone) + dense head (--head) classifier, top-1/top-3"
     patience = 3  # halve the learning rate after 3 evaluations without improvement
+    options = (
+        TARGET,
+        CLASSES,
+        Option("backbone", "Conv block widths.", default="32,64,128", metavar="F,F,..."),
+        Option(
+            "head",
+            "Dense head, e.g. 2048,relu,1024,relu,512 (dropout:0.3 ok).",
+            default="256,relu",
+            metavar="SPEC",
+        ),
+        Option(
+            "weight_decay",
+            "AdamW weight decay.",
+            kind="float",
+            default=1e-4,
+            minimum=0,
+            metavar="FLOAT",
+        ),
+        Option(
+            "normalize",
+            "Standardise each image (judge shape and colour, not brightness) or scale all "
+            "by one per-band factor (brightness matters).",
+            kind="choice",
+            choices=("per-image", "global"),
+            default="per-image",
+        ),
+    )
+    columns = (Column("target", "class"),)
 
     def configure(self, options, info):
         backbone = parse_backbone(options.get("backbone") or "32,64,128")
@@ -62,7 +91,7 @@ class CNNClassifier(ModelSpec):
             "backbone": backbone,
             "head": head,
             "per_image": per_image,
-            "weight_decay": float(options.get("weight_decay") or 1e-4),
+            "weight_decay": float(options.get("weight_decay", 1e-4)),
         }
 
     def build(self, config):

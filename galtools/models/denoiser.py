@@ -7,6 +7,7 @@ class ResNetDenoiser(ModelSpec):
     name = "resnet-denoiser"
     task = "denoise"
     description = "residual CNN (5×5 convs, 32 filters, 5 blocks, no down-sampling): images→targets"
+    abilities = frozenset({"denoises"})
 
     def configure(self, options, info):
         if not info.has_targets:

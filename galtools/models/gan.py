@@ -1,13 +1,22 @@
 """GANs: ``dcgan`` (unconditional), ``twoinone`` (discriminator also scores and tells real
 galaxies from corrupted ones; the generator is pushed towards high scores) and ``cgan``
-(conditioned on continuous label columns, which the discriminator must also predict)."""
+(conditioned on continuous label columns, which the discriminator must also predict).
+
+The pieces are public for plugins: :func:`build_generator`, :func:`build_discriminator` (with
+the extra heads wanted) and :func:`make_gan_class`, whose training step follows the heads the
+discriminator has: ``score`` (regresses the first column of y, pushes fakes to high scores),
+``label`` (a real/corrupted logit on the second column of y), ``conditions`` (predicts y).
+"""
 
 import numpy as np
 
 from galtools.errors import GalError
-from galtools.models import ModelSpec, save_keras
+from galtools.models import Column, ModelSpec, save_keras
+from galtools.params import Option
 
 LATENT = 64
+HEADS = {"dcgan": (), "twoinone": ("score", "label"), "cgan": ()}  # besides "real"
+WIDTH = Option("width", "Base number of filters.", kind="int", default=32, minimum=4, metavar="N")
 
 
 def build_generator(config):
@@ -44,8 +53,9 @@ def build_generator(config):
     return keras.Model(inputs if len(inputs) > 1 else z, out, name="generator")
 
 
-def build_discriminator(config):
-    """images → {"real": logit, + "score"/"label" (twoinone) or "conditions" (cgan)}."""
+def build_discriminator(config, heads=None):
+    """images → {"real": logit, + each of ``heads`` ("score", "label"), + "conditions" when
+    the run has conditions}; ``heads`` by default those of ``model_config["mode"]``."""
     import keras
 
     from galtools.models.layers import normalise
@@ -62,8 +72,10 @@ def build_discriminator(config):
     x = keras.layers.Dense(128, name="d_dense")(x)
     x = keras.layers.LeakyReLU(0.2, name="features")(x)
     out = {"real": keras.layers.Dense(1, name="real")(x)}
-    if mc["mode"] == "twoinone":
+    heads = HEADS.get(mc.get("mode"), ()) if heads is None else tuple(heads)
+    if "score" in heads:
         out["score"] = keras.layers.Dense(1, activation="tanh", name="score")(x)
+    if "label" in heads:
         out["label"] = keras.layers.Dense(1, name="label")(x)
     if mc["conditions"]:
         out["conditions"] = keras.layers.Dense(
@@ -84,11 +96,11 @@ def make_gan_class():
     class GAN(keras.Model):
         """Generator and discriminator trained together by ``train_on_batch(images, y)``."""
 
-        def __init__(self, generator, discriminator, mode, seed=0, **kw):
+        def __init__(self, generator, discriminator, seed=0, **kw):
             super().__init__(**kw)
             self.generator = generator
             self.discriminator = discriminator
-            self.mode = mode
+            self.conditional = len(generator.inputs) > 1  # z and the conditions
             self.latent_dim = generator.inputs[0].shape[-1]
             self.noise = keras.random.SeedGenerator(seed)
 
@@ -114,7 +126,7 @@ def make_gan_class():
 
         def _fake(self, n, y, training):
             z = keras.random.normal((n, self.latent_dim), seed=self.noise)
-            inputs = [z, y] if self.mode == "cgan" else z
+            inputs = [z, y] if self.conditional else z
             return self.generator(inputs, training=training)
 
         def train_step(self, data):
@@ -128,11 +140,13 @@ def make_gan_class():
                 fake_out = self.discriminator(fake, training=True)
                 d_loss = bce(ones, real_out["real"]) + bce(zeros, fake_out["real"])
                 logs["d_adv"] = d_loss
-                if self.mode == "twoinone":
+                if "score" in real_out:
                     logs["score_loss"] = ops.mean(ops.square(y[:, :1] - real_out["score"]))
+                    d_loss = d_loss + logs["score_loss"]
+                if "label" in real_out:
                     logs["label_loss"] = bce(y[:, 1:2], real_out["label"])
-                    d_loss = d_loss + logs["score_loss"] + logs["label_loss"]
-                if self.mode == "cgan":
+                    d_loss = d_loss + logs["label_loss"]
+                if "conditions" in real_out:
                     logs["cond_loss"] = ops.mean(ops.square(y - real_out["conditions"]))
                     d_loss = d_loss + logs["cond_loss"]
             d_vars = self.discriminator.trainable_variables
@@ -140,10 +154,12 @@ def make_gan_class():
             with tf.GradientTape() as tape:
                 out = self.discriminator(self._fake(n, y, True), training=True)
                 g_loss = bce(ones, out["real"])
-                if self.mode == "twoinone":
+                if "score" in out:
                     logs["fake_score"] = ops.mean(out["score"])
-                    g_loss = g_loss + ops.mean(1.0 - out["score"]) + bce(ones, out["label"])
-                if self.mode == "cgan":
+                    g_loss = g_loss + ops.mean(1.0 - out["score"])
+                if "label" in out:
+                    g_loss = g_loss + bce(ones, out["label"])
+                if "conditions" in out:
                     logs["g_cond_loss"] = ops.mean(ops.square(y - out["conditions"]))
                     g_loss = g_loss + logs["g_cond_loss"]
             g_vars = self.generator.trainable_variables
@@ -152,24 +168,26 @@ def make_gan_class():
             return logs
 
         def sample(self, z, conditions=None):
-            inputs = [z, conditions] if self.mode == "cgan" else z
+            inputs = [z, conditions] if self.conditional else z
             return np.asarray(self.generator.predict_on_batch(inputs))
 
     return GAN
 
 
 class GANSpec(ModelSpec):
+    """A GAN of :func:`make_gan_class`; ``mode`` picks the discriminator's heads (:data:`HEADS`)."""
+
     task = "gan"
 
-    def __init__(self, name, mode, description):
+    def __init__(self, name, mode, description, options=(WIDTH,), columns=(), abilities=()):
         self.name, self.mode, self.description = name, mode, description
+        self.options, self.columns = tuple(options), tuple(columns)
+        self.abilities = frozenset({"generates", *abilities})
 
     def configure(self, options, info):
-        conditions = list(info.extra.get("conditions", []))
-        if self.mode == "cgan" and not conditions:
-            raise GalError("cgan needs --condition COL[,COL...] (continuous label columns)")
-        if self.mode != "cgan" and conditions:
-            raise GalError(f"--condition is only for cgan, not {self.name}")
+        conditions = list(options.get("condition") or [])
+        if "conditions" in self.abilities and not conditions:
+            raise GalError(f"{self.name} needs --condition COL[,COL...] (continuous label columns)")
         return {
             "mode": self.mode,
             "latent_dim": LATENT,
@@ -184,7 +202,6 @@ class GANSpec(ModelSpec):
         gan = make_gan_class()(
             build_generator(config),
             build_discriminator(config),
-            self.mode,
             seed=config["training"]["seed"],
             name=self.name,
         )
@@ -204,7 +221,32 @@ twoinone = GANSpec(
     "twoinone",
     "GAN whose discriminator also regresses --target and classifies "
     "--real-column (real vs corrupted); generator pushed to high scores",
+    options=(
+        Option("target", "Score column the discriminator learns to regress.", metavar="COL"),
+        Option(
+            "real_column",
+            "0/1 column, 1 = real galaxy, 0 = corrupted.",
+            default="real",
+            metavar="COL",
+        ),
+        WIDTH,
+    ),
+    columns=(Column("target", "scaled"), Column("real_column", "binary", role="label")),
+    abilities=("scores",),
 )
 cgan = GANSpec(
-    "cgan", "cgan", "GAN conditioned on --condition columns, which the discriminator also predicts"
+    "cgan",
+    "cgan",
+    "GAN conditioned on --condition columns, which the discriminator also predicts",
+    options=(
+        Option(
+            "condition",
+            "Continuous label columns to condition on.",
+            kind="list",
+            metavar="COL[,COL]",
+        ),
+        WIDTH,
+    ),
+    columns=(Column("condition", "scaled", role="condition"),),
+    abilities=("conditions",),
 )

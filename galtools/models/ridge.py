@@ -10,7 +10,8 @@ import os
 import numpy as np
 
 from galtools.errors import GalError
-from galtools.models import ModelSpec
+from galtools.models import TARGET, Column, ModelSpec
+from galtools.params import Option
 
 ALPHAS = np.logspace(-5, 3, 9)
 
@@ -52,6 +53,11 @@ class RidgeHistogram(ModelSpec):
     task = "regression"
     kind = "closed-form"
     description = "ridge regression on per-image pixel histograms (numpy, α by K-fold CV)"
+    options = (
+        TARGET,
+        Option("bins", "Histogram bins per band.", kind="int", default=32, minimum=2, metavar="N"),
+    )
+    columns = (Column("target", "raw"),)
 
     def configure(self, options, info):
         return {"bins": int(options.get("bins") or 32), "folds": 5, "alphas": ALPHAS.tolist()}

@@ -1,7 +1,8 @@
 """``vgg``: the VGG-style regressor/classifier of the inclination work, in three sizes."""
 
 from galtools.errors import GalError
-from galtools.models import ModelSpec
+from galtools.models import CLASSES, TARGET, TARGET_RANGE, Column, ModelSpec
+from galtools.params import Option
 
 # conv filters of the two blocks, width of the dense head
 ARCHS = {
@@ -57,6 +58,19 @@ class VGG(ModelSpec):
     name = "vgg"
     task = "auto"  # regression, or classification when the target is a class column
     description = "VGG-style CNN regressor (tanh on a [-1, 1] label) or classifier"
+    options = (
+        TARGET,
+        TARGET_RANGE,
+        CLASSES,
+        Option(
+            "arch",
+            "16/16→32/32, 32/32→64/64 or 128/128→256/256 filters.",
+            kind="choice",
+            choices=tuple(ARCHS),
+            default="small",
+        ),
+    )
+    columns = (Column("target", "auto"),)
 
     def configure(self, options, info):
         arch = options.get("arch") or "small"

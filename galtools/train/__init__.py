@@ -1,6 +1,9 @@
 """Training of registered models from galaxy array files on disk (``galprep train-batch``).
 
-:mod:`~galtools.train.data` streams and plans the batches, :mod:`~galtools.train.loop` runs
-the steps, checkpoints and resumes, :mod:`~galtools.train.checkpoint` and
-:mod:`~galtools.train.report` write the run's files.
+:mod:`~galtools.train.rundir` turns a model's declarations into the run directory's config
+(create, resume, restart), :mod:`~galtools.train.data` streams and plans the batches,
+:mod:`~galtools.train.loop` runs the steps, checkpoints and resumes,
+:mod:`~galtools.train.evaluate` validates, :mod:`~galtools.train.closed_form` fits closed-form
+models, :mod:`~galtools.train.checkpoint` and :mod:`~galtools.train.report` write the run's
+files.
 """

@@ -1,0 +1,107 @@
+"""Validation during training: metrics of a model on a file, and learning-rate halving on a
+plateau of them."""
+
+import numpy as np
+
+from galtools.progress import detail
+from galtools.train import report
+from galtools.train.data import fields_needed, from_unit, xy
+
+
+def metrics_of(config, pred, truth):
+    """``val_*`` figures of predictions (physical units) against the truth, by the run's task."""
+    task = config["task"]
+    if task == "regression":
+        err = np.asarray(pred, np.float64) - np.asarray(truth, np.float64)
+        return {"val_rmse": float(np.sqrt(np.mean(err**2))), "val_mae": float(np.mean(np.abs(err)))}
+    if task == "classification":
+        values = config["columns"][0]["values"]
+        lookup = {v: i for i, v in enumerate(values)}
+        y = np.array([lookup.get(v, -1) for v in np.asarray(truth).tolist()])
+        order = np.argsort(-pred, axis=1)
+        out = {
+            "val_top1": float(np.mean(order[:, 0] == y)),
+            "val_loss": float(
+                -np.mean(np.log(np.clip(pred[np.arange(len(y)), np.clip(y, 0, None)], 1e-7, 1)))
+            ),
+        }
+        if pred.shape[1] > 3:
+            out["val_top3"] = float(np.mean((order[:, :3] == y[:, None]).any(axis=1)))
+        return out
+    if task == "denoise":
+        return {"val_mse": float(np.mean((pred - truth) ** 2))}
+    return {}
+
+
+def _truth(batch, config):
+    return batch["targets"] if config["task"] == "denoise" else batch[config["columns"][0]["name"]]
+
+
+def evaluate_run(run, val_path, batch_size=256):
+    """Validation metrics of a finished/loaded run on a file (physical units)."""
+    from galtools.arrayfile import open_galaxies
+
+    with open_galaxies(val_path) as reader:
+        preds, truth = [], []
+        for _, batch in reader.chunks(batch_size * 8, fields_needed(run.config)):
+            preds.append(run.predict(batch["images"], batch_size))
+            truth.append(_truth(batch, run.config))
+    return metrics_of(run.config, np.concatenate(preds), np.concatenate(truth))
+
+
+def validate(model, config, val, batch_size):
+    """Validation metrics of the model being trained (nothing for GANs)."""
+    from galtools.arrayfile import open_galaxies
+
+    if config["task"] not in ("regression", "classification", "denoise"):
+        return {}
+    preds, truth = [], []
+    with open_galaxies(val) as reader:
+        for _, batch in reader.chunks(batch_size * 8, fields_needed(config)):
+            x, _ = xy(batch, config, val)
+            for s in range(0, len(x), batch_size):
+                preds.append(np.asarray(model.predict_on_batch(x[s : s + batch_size])))
+            truth.append(_truth(batch, config))
+    pred = np.concatenate(preds)
+    if config["task"] == "regression":
+        col = config["columns"][0]
+        pred = from_unit(pred[:, 0], col) if col["kind"] == "scaled" else pred[:, 0]
+    return metrics_of(config, pred, np.concatenate(truth))
+
+
+def set_lr(model, lr):
+    """Set the learning rate of every optimizer of ``model`` (GANs have two)."""
+    for opt in (
+        getattr(model, "g_opt", None),
+        getattr(model, "d_opt", None),
+        getattr(model, "optimizer", None),
+    ):
+        if opt is not None and hasattr(opt, "learning_rate"):
+            opt.learning_rate = lr
+
+
+def plateau(model, state, patience, ev, steps, lr, run_dir):
+    """Halve the learning rate after ``patience`` evaluations without improvement.
+
+    ``state``: {"best", "wait"} (kept in checkpoints); ``ev``: this evaluation; ``steps``: the
+    logged training records (their mean loss stands in when there is no validation figure).
+    """
+    if not patience:
+        return lr
+    value = ev.get("val_loss", ev.get("val_rmse", ev.get("val_mse")))
+    if value is None:
+        recent = [r["loss"] for r in steps[-5:] if "loss" in r]
+        value = float(np.mean(recent)) if recent else None
+    if value is None:
+        return lr
+    if state["best"] is None or value < state["best"] * (1 - 1e-4):
+        state.update(best=value, wait=0)
+        return lr
+    state["wait"] += 1
+    if state["wait"] >= patience:
+        lr = lr * 0.5
+        state["wait"] = 0
+        set_lr(model, lr)
+        report.log(run_dir, f"plateau: learning rate → {lr:.3g}")
+        detail(f"learning rate reduced to {lr:.3g}")
+    return lr
