@@ -219,7 +219,7 @@ def test_ridge_histogram(data, tmp_path):
         [d / "train.h5"],
         tmp_path / "run",
         "ridge-histogram",
-        {"target": "inclination"},
+        {"target": "inclination", "features": "quantile"},
         val=str(tmp_path / "v.h5"),
         **KW,
     )
@@ -293,7 +293,7 @@ def test_builtin_specs_declare_options_columns_and_abilities():
     assert flags["cnn-classifier"][2:] == ["--backbone", "--head", "--weight-decay", "--normalize"]
     assert flags["dcgan"] == ["--width"] and flags["cgan"] == ["--condition", "--width"]
     assert flags["twoinone"] == ["--target", "--real-column", "--width"]
-    assert flags["ridge-histogram"] == ["--target", "--bins"]
+    assert flags["ridge-histogram"] == ["--target", "--features", "--bins"]
     assert flags["resnet-denoiser"] == []
     assert specs["twoinone"].abilities == {"generates", "scores"}
     assert specs["cgan"].abilities == {"generates", "conditions"}

@@ -2,7 +2,13 @@
 
 Closed form, in one streamed pass: per cross-validation fold the sums X'X, X'y, y'y, ΣX, Σy,
 n are accumulated chunk by chunk; α is the value of the grid with the lowest K-fold RMSE, and
-the final fit uses all folds.  Histogram edges are per-band quantiles of the first chunk.
+the final fit uses all folds.
+
+Features (``--features``): ``cil2018`` (default), the CIL2018 baseline's — per image and band,
+``np.histogram`` with ``--bins`` (default 10) bins over the image's own min–max, raw counts,
+and sklearn's ridge penalty α‖w‖²; or ``quantile`` — fractions of pixels in bins whose edges
+are per-band quantiles of the first chunk, α scaled by the number of rows.  CIL2018 chose α
+by 5-fold CV on MAE; galtools chooses it on RMSE (from the streamed sums).
 """
 
 import os
@@ -14,6 +20,7 @@ from galtools.models import TARGET, Column, ModelSpec
 from galtools.params import Option
 
 ALPHAS = np.logspace(-5, 3, 9)
+FEATURES = ("cil2018", "quantile")
 
 
 def histograms(images, edges):
@@ -33,12 +40,35 @@ def histograms(images, edges):
     return out
 
 
-def solve(xtx, xty, sx, sy, n, alpha):
-    """Centred ridge solution (w, b) from the sums; α scaled by n."""
+def own_range_histograms(images, bins):
+    """(N, bands × bins) raw counts of ``np.histogram(image_band, bins)``: bins over each
+    image's own min–max (±0.5 when flat), as CIL2018's ``extract_feats`` (same edge rules)."""
+    images = np.asarray(images, np.float64)
+    if images.ndim == 3:
+        images = images[..., None]
+    n, bands = images.shape[0], images.shape[-1]
+    pixels = np.moveaxis(images.reshape(n, -1, bands), -1, 1)  # N×C×P
+    lo, hi = pixels.min(axis=2, keepdims=True), pixels.max(axis=2, keepdims=True)
+    flat = lo == hi
+    lo, hi = np.where(flat, lo - 0.5, lo), np.where(flat, hi + 0.5, hi)
+    width = (hi - lo) / bins
+    idx = ((pixels - lo) * (bins / (hi - lo))).astype(np.intp)
+    idx[idx == bins] -= 1
+    # numpy's corrections for values rounded into the neighbouring bin
+    idx[pixels < lo + idx * width] -= 1
+    idx[(pixels >= lo + (idx + 1) * width) & (idx != bins - 1)] += 1
+    offsets = (np.arange(n * bands) * bins).reshape(n, bands, 1)
+    counts = np.bincount((idx + offsets).ravel(), minlength=n * bands * bins)
+    return counts.reshape(n, bands * bins).astype(np.float64)
+
+
+def solve(xtx, xty, sx, sy, n, alpha, per_row=True):
+    """Centred ridge solution (w, b) from the sums; α scaled by n (``per_row``) or, as
+    sklearn's Ridge, not."""
     mx, my = sx / n, sy / n
     a = xtx - n * np.outer(mx, mx)
     c = xty - n * mx * my
-    w = np.linalg.solve(a + alpha * n * np.eye(len(c)), c)
+    w = np.linalg.solve(a + alpha * (n if per_row else 1) * np.eye(len(c)), c)
     return w, my - mx @ w
 
 
@@ -55,16 +85,40 @@ class RidgeHistogram(ModelSpec):
     description = "ridge regression on per-image pixel histograms (numpy, α by K-fold CV)"
     options = (
         TARGET,
-        Option("bins", "Histogram bins per band.", kind="int", default=32, minimum=2, metavar="N"),
+        Option(
+            "features",
+            "cil2018: per-image histograms over the image's own min–max, raw counts (the "
+            "CIL2018 baseline); quantile: pixel fractions in bins at quantiles of the data.",
+            kind="choice",
+            choices=FEATURES,
+            default="cil2018",
+        ),
+        Option(
+            "bins",
+            "Histogram bins per band (default: 10 for cil2018, 32 for quantile).",
+            kind="int",
+            minimum=2,
+            metavar="N",
+        ),
     )
     columns = (Column("target", "raw"),)
 
     def configure(self, options, info):
-        return {"bins": int(options.get("bins") or 32), "folds": 5, "alphas": ALPHAS.tolist()}
+        features = options.get("features") or "cil2018"
+        bins = int(options.get("bins") or (10 if features == "cil2018" else 32))
+        return {"features": features, "bins": bins, "folds": 5, "alphas": ALPHAS.tolist()}
+
+    @staticmethod
+    def _features(kind, images, bins, edges):
+        if kind == "cil2018":
+            return own_range_histograms(images, bins)
+        return histograms(images, edges)
 
     def fit(self, chunks, config, run_dir):
         """``chunks``: iterable of (images, y) over the data (one pass).  Writes weights.npz."""
         mc = config["model_config"]
+        kind = mc.get("features", "quantile")  # runs made before cil2018 features existed
+        per_row = kind != "cil2018"
         folds, edges, stats = mc["folds"], None, None
         rng = np.random.default_rng(config["training"]["seed"])
         for x, y in chunks:
@@ -72,7 +126,7 @@ class RidgeHistogram(ModelSpec):
                 q = np.linspace(0, 100, mc["bins"] + 1)[1:-1]
                 flat = x.reshape(-1, x.shape[-1])
                 edges = np.stack([np.percentile(flat[:, b], q) for b in range(x.shape[-1])])
-            h = histograms(x, edges)
+            h = self._features(kind, x, mc["bins"], edges)
             d = h.shape[1]
             if stats is None:
                 stats = [
@@ -102,19 +156,21 @@ class RidgeHistogram(ModelSpec):
                 train = [t - s for t, s in zip(total, stats[k])]
                 if train[5] == 0:
                     continue
-                w, b = solve(train[0], train[1], train[3], train[4], train[5], alpha)
+                w, b = solve(train[0], train[1], train[3], train[4], train[5], alpha, per_row)
                 err += sse(stats[k], w, b)
                 count += stats[k][5]
             cv.append(float(np.sqrt(max(err, 0.0) / max(count, 1))))
         best = int(np.argmin(cv))
         alpha = mc["alphas"][best]
-        w, b = solve(total[0], total[1], total[3], total[4], total[5], alpha)
+        w, b = solve(total[0], total[1], total[3], total[4], total[5], alpha, per_row)
         from galtools.atomic import atomic_open
 
         with atomic_open(os.path.join(run_dir, "weights.npz"), "wb", overwrite=True) as fh:
             np.savez(
                 fh,
                 edges=edges,
+                features=np.array(kind),
+                bins=np.int64(mc["bins"]),
                 w=w,
                 b=np.float64(b),
                 alpha=np.float64(alpha),
@@ -138,12 +194,17 @@ class RidgeHistogram(ModelSpec):
         except (OSError, ValueError, KeyError) as exc:
             raise GalError(f"{path}: unreadable ridge weights ({exc})") from None
 
+    def _run_features(self, wts, images):
+        kind = str(wts["features"]) if "features" in wts else "quantile"
+        bins = int(wts["bins"]) if "bins" in wts else wts["edges"].shape[1] + 1
+        return self._features(kind, images, bins, wts["edges"])
+
     def features(self, run, images):
-        return histograms(images, self._weights(run)["edges"])
+        return self._run_features(self._weights(run), images)
 
     def predict(self, run, images):
         wts = self._weights(run)
-        return histograms(images, wts["edges"]) @ wts["w"] + float(wts["b"])
+        return self._run_features(wts, images) @ wts["w"] + float(wts["b"])
 
 
 ridge_histogram = RidgeHistogram()

@@ -73,3 +73,70 @@ def test_missing_csv_file_is_one_line(galprep, tmp_path):
     data = cil_data(tmp_path)
     r = galprep("import", "kaggle-png", data / "scored", "-o", tmp_path / "o.h5", "--csv", "x.csv")
     assert r.code != 0 and "x.csv: no such CSV file" in r.stderr and "Traceback" not in r.stderr
+
+
+def scored_like(n, seed, size=32):
+    """Sky-dominated uint8 images (as CIL2018's scored set: mostly dark sky, a few bright
+    objects) whose score grows with the number and brightness of the objects."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:size, :size]
+    images, scores = np.empty((n, size, size, 1), np.uint8), np.empty(n)
+    for k in range(n):
+        img = rng.normal(3.0, 1.5, (size, size))
+        count = rng.integers(0, 6)
+        for _ in range(count):
+            cy, cx = rng.uniform(4, size - 4, 2)
+            amp, width = rng.uniform(40, 220), rng.uniform(0.8, 2.5)
+            img += amp * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * width**2))
+        images[k, ..., 0] = np.clip(img, 0, 255).astype(np.uint8)
+        scores[k] = np.clip(0.6 * count + 0.004 * img.sum() / size + rng.normal(0, 0.3), 0, 8)
+    return images, scores
+
+
+def cil_baseline_mae(train_x, train_y, dev_x, dev_y):
+    """CIL2018's baseline_train.py in numpy: extract_feats (np.histogram, 10 bins, raw counts),
+    Ridge(alpha) chosen by 5-fold GridSearchCV on MAE (KFold, unshuffled), refit on all."""
+    feats = lambda xs: np.array([np.histogram(x, bins=10)[0] for x in xs], np.float64)  # noqa: E731
+    a, b = feats(train_x), feats(dev_x)
+
+    def ridge(x, y, alpha):
+        mx, my = x.mean(0), y.mean()
+        w = np.linalg.solve(
+            (x - mx).T @ (x - mx) + alpha * np.eye(x.shape[1]), (x - mx).T @ (y - my)
+        )
+        return w, my - mx @ w
+
+    folds = np.array_split(np.arange(len(a)), 5)
+    best = None
+    for alpha in [1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10, 100, 1000]:
+        mae = []
+        for f in folds:
+            keep = np.setdiff1d(np.arange(len(a)), f)
+            w, c = ridge(a[keep], train_y[keep], alpha)
+            mae.append(np.mean(np.abs(a[f] @ w + c - train_y[f])))
+        if best is None or np.mean(mae) < best[0]:
+            best = (np.mean(mae), alpha)
+    w, c = ridge(a, train_y, best[1])
+    return float(np.mean(np.abs(b @ w + c - dev_y)))
+
+
+def test_ridge_baseline_matches_cil2018(galprep, tmp_path):
+    from galtools.arrayfile import write_galaxies
+    from galtools.runs import load_run
+
+    train_x, train_y = scored_like(800, 1)
+    dev_x, dev_y = scored_like(300, 2)
+    write_galaxies(tmp_path / "scored.h5", {"images": train_x, "actual": train_y})
+    reference = cil_baseline_mae(train_x[..., 0], train_y, dev_x[..., 0], dev_y)
+    maes = {}
+    for features in ("cil2018", "quantile"):
+        run = tmp_path / features
+        r = galprep(
+            "train-batch", tmp_path / "scored.h5", "--model", "ridge-histogram",
+            "--target", "actual", "--features", features, "-o", run,
+        )  # fmt: skip
+        assert r.code == 0, r.stderr
+        pred = load_run(run).predict(dev_x)
+        maes[features] = float(np.mean(np.abs(pred - dev_y)))
+    assert abs(maes["cil2018"] - reference) <= 0.05 * reference, (maes, reference)
+    assert np.isfinite(maes["quantile"])  # galtools' earlier features stay available
