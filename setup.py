@@ -34,6 +34,7 @@ MODELS = [
     "cgan = galtools.models.gan:cgan",
     "resnet-denoiser = galtools.models.denoiser:resnet_denoiser",
     "ridge-histogram = galtools.models.ridge:ridge_histogram",
+    "forest-histogram = galtools.models.forest:forest_histogram",
 ]
 IMPORTERS = [
     "galaxy10 = galtools.importers.galaxy10:importer",
@@ -72,7 +73,15 @@ setup(
         "matplotlib>=3.5",
     ],
     extras_require={
-        "test": ["pytest>=7", "ruff>=0.4", "statmorph>=0.5", "scikit-image>=0.19"],
+        "test": [
+            "pytest>=7",
+            "ruff>=0.4",
+            "statmorph>=0.5",
+            "scikit-image>=0.19",
+            "scikit-learn>=1.1",
+        ],
+        # forest-histogram fits with scikit-learn (CIL2018's random forest); runs need none
+        "baselines": ["scikit-learn>=1.1"],
     },
     entry_points={
         "console_scripts": ["galprep = galtools.cli:main"],

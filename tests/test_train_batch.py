@@ -421,7 +421,9 @@ def test_options_of_another_model_are_refused(files, tmp_path, galprep):
         r, "--real-column is not an option of model cgan (its options: --condition, --width)"
     )
     r = galprep("train-batch", data, "-o", run, "--bins", "8")
-    usage_error(r, "--bins is an option of model ridge-histogram: give --model NAME")
+    usage_error(
+        r, "--bins is an option of models forest-histogram, ridge-histogram: give --model NAME"
+    )
     r = galprep("train-batch", data, "-o", run, "--model", "vgg", "--arch", "huge")
     usage_error(r, "'huge' is not one of 'small', 'medium', 'large'")
     r = galprep("train-batch", data, "-o", run, "--model", "dcgan", "--width", "2")

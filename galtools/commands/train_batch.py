@@ -76,7 +76,8 @@ class ModelCommand(click.Command):
             return exc
         if spec is None:
             return click.UsageError(
-                f"{exc.option_name} is an option of model {', '.join(owners)}: give --model NAME",
+                f"{exc.option_name} is an option of model{'s' if len(owners) > 1 else ''} "
+                f"{', '.join(owners)}: give --model NAME",
                 ctx,
             )
         from galtools.train.rundir import flags

@@ -140,3 +140,46 @@ def test_ridge_baseline_matches_cil2018(galprep, tmp_path):
         maes[features] = float(np.mean(np.abs(pred - dev_y)))
     assert abs(maes["cil2018"] - reference) <= 0.05 * reference, (maes, reference)
     assert np.isfinite(maes["quantile"])  # galtools' earlier features stay available
+
+
+def test_forest_baseline_matches_cil2018(galprep, tmp_path):
+    """baseline_train.py's RandomForest: criterion MAE, max_features=None, n_estimators by
+    5-fold GridSearchCV on MAE; galtools stores the trees as arrays and predicts in numpy."""
+    pytest = __import__("pytest")
+    sklearn = pytest.importorskip("sklearn")
+    del sklearn
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.model_selection import GridSearchCV
+
+    from galtools.arrayfile import write_galaxies
+    from galtools.runs import load_run
+
+    train_x, train_y = scored_like(300, 3)
+    dev_x, dev_y = scored_like(150, 4)
+    write_galaxies(tmp_path / "scored.h5", {"images": train_x, "actual": train_y})
+    feats = lambda xs: np.array([np.histogram(x, bins=10)[0] for x in xs[..., 0]])  # noqa: E731
+    cil = GridSearchCV(
+        RandomForestRegressor(
+            criterion="absolute_error", max_features=None, oob_score=True, random_state=10
+        ),
+        {"n_estimators": [5, 10, 50]},
+        scoring="neg_mean_absolute_error",
+        cv=5,
+    )
+    reference = float(
+        np.mean(np.abs(cil.fit(feats(train_x), train_y).predict(feats(dev_x)) - dev_y))
+    )
+    # galtools reads labels as float32: the same search on those labels gives its very trees
+    same = cil.fit(feats(train_x), train_y.astype(np.float32).astype(np.float64))
+    run = tmp_path / "forest"
+    r = galprep(
+        "train-batch", tmp_path / "scored.h5", "--model", "forest-histogram", "--target",
+        "actual", "--trees", "5,10,50", "--seed", "10", "-o", run,
+    )  # fmt: skip
+    assert r.code == 0, r.stderr
+    pred = load_run(run).predict(dev_x)
+    np.testing.assert_allclose(pred, same.predict(feats(dev_x)), rtol=1e-9, atol=1e-9)
+    mae = float(np.mean(np.abs(pred - dev_y)))
+    assert abs(mae - reference) <= 0.05 * reference
+    with np.load(run / "weights.npz", allow_pickle=False) as f:  # plain arrays, no pickle
+        assert f["offsets"][-1] == len(f["left"]) and str(f["features"]) == "cil2018"
