@@ -79,6 +79,8 @@ setup(
             "statmorph>=0.5",
             "scikit-image>=0.19",
             "scikit-learn>=1.1",
+            # Keras' JAX backend: runs are used without TensorFlow (tests/test_backends.py)
+            "jax[cpu]>=0.4",
         ],
         # forest-histogram fits with scikit-learn (CIL2018's random forest); runs need none
         "baselines": ["scikit-learn>=1.1"],

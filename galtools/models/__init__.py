@@ -157,7 +157,9 @@ def save_keras(model, path):
 
 
 def quiet_tensorflow():
-    """Import TensorFlow/Keras without their C++ start-up chatter (unless -vv).
+    """Import Keras (and TensorFlow, when it is Keras' backend) without their C++ start-up
+    chatter (unless -vv).  With ``KERAS_BACKEND=jax`` (or numpy, torch) TensorFlow is never
+    imported, so it need not be installed.
 
     TF 2.21 logs oneDNN/CUDA notices through absl before any Python setting applies
     (TF_CPP_MIN_LOG_LEVEL no longer hides them), so stderr's file descriptor is pointed at
@@ -180,8 +182,10 @@ def quiet_tensorflow():
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     try:
-        import keras  # noqa: F401
-        import tensorflow  # noqa: F401
+        import keras
+
+        if keras.backend.backend() == "tensorflow":  # other backends need no TensorFlow
+            import tensorflow  # noqa: F401
     finally:
         os.dup2(saved, 2)
         os.close(saved)
