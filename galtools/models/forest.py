@@ -15,7 +15,13 @@ import numpy as np
 
 from galtools.errors import GalError
 from galtools.models import TARGET, Column, ModelSpec
-from galtools.models.ridge import FEATURES, RidgeHistogram
+from galtools.models.ridge import (
+    BINS_OPTION,
+    FEATURES_OPTION,
+    histogram_features,
+    histogram_settings,
+    quantile_edges,
+)
 from galtools.params import Option
 
 TREES = (5, 10, 50, 100)
@@ -81,21 +87,8 @@ class ForestHistogram(ModelSpec):
     description = "random forest on per-image pixel histograms (CIL2018's baseline; scikit-learn)"
     options = (
         TARGET,
-        Option(
-            "features",
-            "cil2018: per-image histograms over the image's own min–max, raw counts; "
-            "quantile: pixel fractions in bins at quantiles of the data.",
-            kind="choice",
-            choices=FEATURES,
-            default="cil2018",
-        ),
-        Option(
-            "bins",
-            "Histogram bins per band (default: 10 for cil2018, 32 for quantile).",
-            kind="int",
-            minimum=2,
-            metavar="N",
-        ),
+        FEATURES_OPTION,
+        BINS_OPTION,
         Option(
             "trees",
             "Numbers of trees tried by 5-fold CV on MAE.",
@@ -115,8 +108,7 @@ class ForestHistogram(ModelSpec):
     columns = (Column("target", "raw"),)
 
     def configure(self, options, info):
-        features = options.get("features") or "cil2018"
-        bins = int(options.get("bins") or (10 if features == "cil2018" else 32))
+        features, bins = histogram_settings(options)
         try:
             trees = sorted({int(t) for t in options.get("trees") or TREES})
         except ValueError:
@@ -133,10 +125,8 @@ class ForestHistogram(ModelSpec):
         xs, ys, edges = [], [], None
         for x, y in chunks:
             if edges is None:
-                q = np.linspace(0, 100, mc["bins"] + 1)[1:-1]
-                flat = x.reshape(-1, x.shape[-1])
-                edges = np.stack([np.percentile(flat[:, b], q) for b in range(x.shape[-1])])
-            xs.append(RidgeHistogram._features(mc["features"], x, mc["bins"], edges))
+                edges = quantile_edges(x, mc["bins"])
+            xs.append(histogram_features(mc["features"], x, mc["bins"], edges))
             ys.append(np.asarray(y, np.float64).reshape(-1))
         if not xs:
             raise GalError("no training data for forest-histogram")
@@ -182,9 +172,8 @@ class ForestHistogram(ModelSpec):
             raise GalError(f"{path}: unreadable forest weights ({exc})") from None
 
     def _run_features(self, wts, images):
-        return RidgeHistogram._features(
-            str(wts["features"]), images, int(wts["bins"]), wts["edges"]
-        )
+        kind, bins = str(wts["features"]), int(wts["bins"])
+        return histogram_features(kind, images, bins, wts["edges"])
 
     def features(self, run, images):
         return self._run_features(self._weights(run), images)

@@ -62,6 +62,43 @@ def own_range_histograms(images, bins):
     return counts.reshape(n, bands * bins).astype(np.float64)
 
 
+FEATURES_OPTION = Option(
+    "features",
+    "cil2018: per-image histograms over the image's own min–max, raw counts (the CIL2018 "
+    "baselines); quantile: pixel fractions in bins at quantiles of the data.",
+    kind="choice",
+    choices=FEATURES,
+    default="cil2018",
+)
+BINS_OPTION = Option(
+    "bins",
+    "Histogram bins per band (default: 10 for cil2018, 32 for quantile).",
+    kind="int",
+    minimum=2,
+    metavar="N",
+)
+
+
+def histogram_settings(options):
+    """(features, bins) from a model's options, with the defaults of the feature set."""
+    features = options.get("features") or "cil2018"
+    return features, int(options.get("bins") or (10 if features == "cil2018" else 32))
+
+
+def quantile_edges(x, bins):
+    """Per-band bin edges at quantiles of a chunk of images (the ``quantile`` features)."""
+    q = np.linspace(0, 100, bins + 1)[1:-1]
+    flat = x.reshape(-1, x.shape[-1])
+    return np.stack([np.percentile(flat[:, b], q) for b in range(x.shape[-1])])
+
+
+def histogram_features(kind, images, bins, edges):
+    """The features of ``images``: ``cil2018`` or ``quantile`` (with ``edges``)."""
+    if kind == "cil2018":
+        return own_range_histograms(images, bins)
+    return histograms(images, edges)
+
+
 def solve(xtx, xty, sx, sy, n, alpha, per_row=True):
     """Centred ridge solution (w, b) from the sums; α scaled by n (``per_row``) or, as
     sklearn's Ridge, not."""
@@ -83,36 +120,12 @@ class RidgeHistogram(ModelSpec):
     task = "regression"
     kind = "closed-form"
     description = "ridge regression on per-image pixel histograms (numpy, α by K-fold CV)"
-    options = (
-        TARGET,
-        Option(
-            "features",
-            "cil2018: per-image histograms over the image's own min–max, raw counts (the "
-            "CIL2018 baseline); quantile: pixel fractions in bins at quantiles of the data.",
-            kind="choice",
-            choices=FEATURES,
-            default="cil2018",
-        ),
-        Option(
-            "bins",
-            "Histogram bins per band (default: 10 for cil2018, 32 for quantile).",
-            kind="int",
-            minimum=2,
-            metavar="N",
-        ),
-    )
+    options = (TARGET, FEATURES_OPTION, BINS_OPTION)
     columns = (Column("target", "raw"),)
 
     def configure(self, options, info):
-        features = options.get("features") or "cil2018"
-        bins = int(options.get("bins") or (10 if features == "cil2018" else 32))
+        features, bins = histogram_settings(options)
         return {"features": features, "bins": bins, "folds": 5, "alphas": ALPHAS.tolist()}
-
-    @staticmethod
-    def _features(kind, images, bins, edges):
-        if kind == "cil2018":
-            return own_range_histograms(images, bins)
-        return histograms(images, edges)
 
     def fit(self, chunks, config, run_dir):
         """``chunks``: iterable of (images, y) over the data (one pass).  Writes weights.npz."""
@@ -123,10 +136,8 @@ class RidgeHistogram(ModelSpec):
         rng = np.random.default_rng(config["training"]["seed"])
         for x, y in chunks:
             if edges is None:
-                q = np.linspace(0, 100, mc["bins"] + 1)[1:-1]
-                flat = x.reshape(-1, x.shape[-1])
-                edges = np.stack([np.percentile(flat[:, b], q) for b in range(x.shape[-1])])
-            h = self._features(kind, x, mc["bins"], edges)
+                edges = quantile_edges(x, mc["bins"])
+            h = histogram_features(kind, x, mc["bins"], edges)
             d = h.shape[1]
             if stats is None:
                 stats = [
@@ -197,7 +208,7 @@ class RidgeHistogram(ModelSpec):
     def _run_features(self, wts, images):
         kind = str(wts["features"]) if "features" in wts else "quantile"
         bins = int(wts["bins"]) if "bins" in wts else wts["edges"].shape[1] + 1
-        return self._features(kind, images, bins, wts["edges"])
+        return histogram_features(kind, images, bins, wts["edges"])
 
     def features(self, run, images):
         return self._run_features(self._weights(run), images)
