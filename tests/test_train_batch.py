@@ -465,3 +465,32 @@ def test_plateau_halves_learning_rate(tmp_path):
     assert state == {"best": 0.9, "wait": 0}
     assert _plateau(model, state, None, {"val_loss": 5.0}, [], lr, tmp_path) == lr
     assert "learning rate → 0.05" in (tmp_path / "train.log").read_text()
+
+
+def test_data_wait_is_measured_and_a_slow_input_is_logged(files, tmp_path, galprep, monkeypatch):
+    """metrics.json records per logged step the time waiting for data and the time in the
+    step; when waiting exceeds 10 % of the step time the run log says so."""
+    import time
+
+    from galtools.train import data as datamod
+    from galtools.train import loop
+
+    args = ["train-batch", files / "train.h5", "--model", "vgg", "--target", "inclination"]
+    run = tmp_path / "fast"
+    assert galprep(*args, "-o", run, *FAST).code == 0
+    steps = metrics(run)["steps"]
+    assert steps and all(r["step_s"] > 0 and r["data_wait_s"] >= 0 for r in steps)
+
+    class SlowProducer(datamod.Producer):
+        def __iter__(self):
+            for item in super().__iter__():
+                time.sleep(0.2)  # a slow disk: far longer than a step on 8 tiny images
+                yield item
+
+    monkeypatch.setattr(loop, "Producer", SlowProducer)
+    slow = tmp_path / "slow"
+    assert galprep(*args, "-o", slow, *FAST).code == 0
+    steps = metrics(slow)["steps"]
+    assert all(r["data_wait_s"] >= 0.19 for r in steps)
+    log = (slow / "train.log").read_text()
+    assert log.count("warning: steps") == 1 and "input pipeline limits speed" in log

@@ -255,14 +255,18 @@ def _train_keras(
         report.write_json(metrics_path, metrics)
 
     producer = Producer(plan, config, start)
+    clock = {"wait": 0.0, "step": 0.0}  # seconds waiting for batches / in train_on_batch
+    warned = False
     acc, n_acc, counts = {}, 0, [0, 0]
     t_rec = time.time()
     bar = progress(total=plan.total - start, desc=f"train {spec.name}", unit="step")
     step = start
     try:
         with StopFlag() as flag:
-            for step, path, seg, x, y in producer:
+            for step, path, seg, x, y in timed(producer, clock):
+                t_step = time.perf_counter()
                 logs = model.train_on_batch(x, y, return_dict=True)
+                clock["step"] += time.perf_counter() - t_step
                 for k, v in logs.items():
                     acc[k] = acc.get(k, 0.0) + float(v)
                 n_acc += 1
@@ -281,7 +285,17 @@ def _train_keras(
                         "main_batches": counts[0],
                         "mix_batches": counts[1],
                         "lr": lr,
+                        "data_wait_s": round(clock["wait"] / n_acc, 6),
+                        "step_s": round(clock["step"] / n_acc, 6),
                     }
+                    if clock["wait"] > 0.1 * clock["step"] and not warned:
+                        warned = True  # once per invocation: the log stays readable
+                        report.log(
+                            run_dir,
+                            f"warning: steps {done - n_acc + 1}-{done} waited "
+                            f"{clock['wait']:.3g} s for data against {clock['step']:.3g} s "
+                            "of training (> 10 %): the input pipeline limits speed",
+                        )
                     if seg is not None:
                         rec.update({"pass": seg[0], "file": seg[1], "epoch": seg[2]})
                     rec.update({k: v / n_acc for k, v in acc.items()})
@@ -293,6 +307,7 @@ def _train_keras(
                     detail(f"step {done}/{plan.total} loss {rec.get('loss', float('nan')):.4g}")
                     report.log(run_dir, f"step {done} loss {rec.get('loss', float('nan')):.5g}")
                     acc, n_acc, counts, t_rec = {}, 0, [0, 0], time.time()
+                    clock.update(wait=0.0, step=0.0)
                 if seg_end:
                     ev = {
                         "step": done,
@@ -341,6 +356,19 @@ def _train_keras(
     report.plot_curves(os.path.join(run_dir, "curves.png"), metrics)
     report.log(run_dir, f"finished {plan.total} steps in {metrics['wall']:.1f} s")
     return metrics
+
+
+def timed(batches, clock):
+    """``batches`` as they come, adding the seconds spent waiting for each to clock["wait"]."""
+    it = iter(batches)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        clock["wait"] += time.perf_counter() - t0
+        yield item
 
 
 def _strategy(distribute):
