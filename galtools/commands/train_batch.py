@@ -218,13 +218,6 @@ class ModelCommand(click.Command):
     show_default=True,
     help="Steps per metrics.json record.",
 )
-@click.option(
-    "--distribute",
-    type=click.Choice(["none", "mirrored"]),
-    default="none",
-    show_default=True,
-    help="mirrored: tf.distribute.MirroredStrategy on local GPUs.",
-)
 @click.option("--restart", is_flag=True, help="Discard an existing RUN and start over.")
 @options.seed
 @options.common
@@ -245,7 +238,6 @@ def train_batch(
     keep,
     checkpoint_every,
     log_every,
-    distribute,
     restart,
     seed,
     **model_options,
@@ -280,6 +272,5 @@ def train_batch(
         checkpoint_every=checkpoint_every,
         log_every=log_every,
         patience=patience,
-        distribute=distribute,
         history=options.provenance(inputs),
     )

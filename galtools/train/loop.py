@@ -79,7 +79,6 @@ def train(
     checkpoint_every=0,
     log_every=10,
     patience=None,
-    distribute="none",
     history=None,
 ):
     """Train model ``model`` on DATA files into ``run_dir``; return the final metrics dict.
@@ -128,7 +127,7 @@ def train(
             return closed_form.fit(spec, config, run_dir, info, val)
         return _train_keras(
             spec, config, run_dir, info, mix_info, val, resuming, checkpoint_every, log_every,
-            patience, distribute,
+            patience,
         )  # fmt: skip
     except BaseException:
         # a run that this call created and that has nothing worth keeping goes away
@@ -188,7 +187,6 @@ def _train_keras(
     checkpoint_every,
     log_every,
     patience,
-    distribute,
 ):
     """Step through the plan from the last checkpoint; evaluate, save and checkpoint after
     each segment (and every ``checkpoint_every`` steps); stop cleanly on SIGTERM/SIGUSR1."""
@@ -201,13 +199,11 @@ def _train_keras(
     ckpt_dir = os.path.join(run_dir, "checkpoints")
     metrics_path = os.path.join(run_dir, "metrics.json")
     keras.utils.set_random_seed(tr["seed"])
-    scope = _strategy(distribute)
-    with scope:
-        model = spec.build(config)
-        fresh = not resuming or not checkpoint.listing(ckpt_dir)  # else weights come from there
-        _init_from(model, tr.get("init_from") if fresh else None, tr.get("freeze_until"))
-        variables = _variables(model)
-        state = checkpoint.restore(ckpt_dir, variables) if resuming else None
+    model = spec.build(config)
+    fresh = not resuming or not checkpoint.listing(ckpt_dir)  # else weights come from there
+    _init_from(model, tr.get("init_from") if fresh else None, tr.get("freeze_until"))
+    variables = _variables(model)
+    state = checkpoint.restore(ckpt_dir, variables) if resuming else None
     start = state["step"] if state else 0
     metrics = _load_metrics(metrics_path, start) if state else {}
     metrics.update(
@@ -369,18 +365,6 @@ def timed(batches, clock):
             return
         clock["wait"] += time.perf_counter() - t0
         yield item
-
-
-def _strategy(distribute):
-    import contextlib
-
-    if distribute in (None, "none"):
-        return contextlib.nullcontext()
-    if distribute == "mirrored":
-        import tensorflow as tf
-
-        return tf.distribute.MirroredStrategy().scope()
-    raise GalError(f"--distribute must be none or mirrored, got {distribute}")
 
 
 def _samples(model, spec, config, run_dir, p):
