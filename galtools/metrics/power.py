@@ -119,15 +119,11 @@ class PowerAccumulator:
             else:
                 self.engine = PowerSpectra(*images.shape[1:3])
         if self.definition == "holzschuh2022":
-            amp = self.engine.amplitude(images)
-            self.spectra.append(self.engine.radial(amp))
-            s = amp.sum(axis=0)
-            self.sum2d = s if self.sum2d is None else self.sum2d + s
-            self.n += len(images)
-            return
-        half = self.engine.half_power(images)
-        self.spectra.append(self.engine.radial(half))
-        s = half.astype(np.float64).sum(axis=0)
+            plane = self.engine.amplitude(images)  # the full shifted plane
+        else:
+            plane = self.engine.half_power(images)  # the rfft half plane
+        self.spectra.append(self.engine.radial(plane))
+        s = plane.astype(np.float64).sum(axis=0)
         self.sum2d = s if self.sum2d is None else self.sum2d + s
         self.n += len(images)
 

@@ -20,7 +20,9 @@ from galtools.models.ridge import (
     FEATURES_OPTION,
     histogram_features,
     histogram_settings,
+    load_weights,
     quantile_edges,
+    stored_features,
 )
 from galtools.params import Option
 
@@ -162,25 +164,12 @@ class ForestHistogram(ModelSpec):
             "n": int(len(y)),
         }
 
-    @staticmethod
-    def _weights(run):
-        path = os.path.join(run.path, "weights.npz")
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                return {k: f[k] for k in f.files}
-        except (OSError, ValueError, KeyError) as exc:
-            raise GalError(f"{path}: unreadable forest weights ({exc})") from None
-
-    def _run_features(self, wts, images):
-        kind, bins = str(wts["features"]), int(wts["bins"])
-        return histogram_features(kind, images, bins, wts["edges"])
-
     def features(self, run, images):
-        return self._run_features(self._weights(run), images)
+        return stored_features(load_weights(run, "forest"), images)
 
     def predict(self, run, images):
-        wts = self._weights(run)
-        return predict_trees(wts, self._run_features(wts, images))
+        wts = load_weights(run, "forest")
+        return predict_trees(wts, stored_features(wts, images))
 
 
 forest_histogram = ForestHistogram()

@@ -99,6 +99,24 @@ def histogram_features(kind, images, bins, edges):
     return histograms(images, edges)
 
 
+def load_weights(run, what):
+    """The arrays of a run's ``weights.npz`` (read without pickle)."""
+    path = os.path.join(run.path, "weights.npz")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except (OSError, ValueError, KeyError) as exc:
+        raise GalError(f"{path}: unreadable {what} weights ({exc})") from None
+
+
+def stored_features(wts, images):
+    """The histogram features a fitted run was trained on (runs from before ``features``
+    was stored used the quantile ones)."""
+    kind = str(wts["features"]) if "features" in wts else "quantile"
+    bins = int(wts["bins"]) if "bins" in wts else wts["edges"].shape[1] + 1
+    return histogram_features(kind, images, bins, wts["edges"])
+
+
 def solve(xtx, xty, sx, sy, n, alpha, per_row=True):
     """Centred ridge solution (w, b) from the sums; α scaled by n (``per_row``) or, as
     sklearn's Ridge, not."""
@@ -196,26 +214,12 @@ class RidgeHistogram(ModelSpec):
             "train_rmse": float(np.sqrt(max(sse(total, w, b), 0) / total[5])),
         }
 
-    @staticmethod
-    def _weights(run):
-        path = os.path.join(run.path, "weights.npz")
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                return {k: f[k] for k in f.files}
-        except (OSError, ValueError, KeyError) as exc:
-            raise GalError(f"{path}: unreadable ridge weights ({exc})") from None
-
-    def _run_features(self, wts, images):
-        kind = str(wts["features"]) if "features" in wts else "quantile"
-        bins = int(wts["bins"]) if "bins" in wts else wts["edges"].shape[1] + 1
-        return histogram_features(kind, images, bins, wts["edges"])
-
     def features(self, run, images):
-        return self._run_features(self._weights(run), images)
+        return stored_features(load_weights(run, "ridge"), images)
 
     def predict(self, run, images):
-        wts = self._weights(run)
-        return self._run_features(wts, images) @ wts["w"] + float(wts["b"])
+        wts = load_weights(run, "ridge")
+        return stored_features(wts, images) @ wts["w"] + float(wts["b"])
 
 
 ridge_histogram = RidgeHistogram()

@@ -183,3 +183,16 @@ def test_forest_baseline_matches_cil2018(galprep, tmp_path):
     assert abs(mae - reference) <= 0.05 * reference
     with np.load(run / "weights.npz", allow_pickle=False) as f:  # plain arrays, no pickle
         assert f["offsets"][-1] == len(f["left"]) and str(f["features"]) == "cil2018"
+
+
+def test_forest_options_are_checked(galprep, tmp_path):
+    from galtools.arrayfile import write_galaxies
+
+    x, y = scored_like(20, 5)
+    write_galaxies(tmp_path / "s.h5", {"images": x, "actual": y})
+    args = ["train-batch", tmp_path / "s.h5", "--model", "forest-histogram", "--target", "actual"]
+    r = galprep(*args, "--trees", "5,many", "-o", tmp_path / "a")
+    assert r.code == 1 and "--trees: numbers of trees, got" in r.stderr
+    r = galprep(*args, "--criterion", "gini", "-o", tmp_path / "b")
+    assert r.code == 2 and "--criterion" in r.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

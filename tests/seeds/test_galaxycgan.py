@@ -81,3 +81,13 @@ def test_catalog_where_unknown_column_is_one_line(galprep, tmp_path):
         "--catalog-id", "HSC_id", "--catalog-where", "chosen", "-o", tmp_path / "x.h5",
     )  # fmt: skip
     assert r.code != 0 and "no column 'chosen'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_catalog_where_needs_a_catalog(galprep, tmp_path):
+    data = cgan_data(tmp_path)
+    r = galprep(
+        "import", "npy", data / "images.small.npy", "--channels-first",
+        "--catalog-where", "selected", "-o", tmp_path / "x.h5",
+    )  # fmt: skip
+    assert r.code == 2 and "--catalog-where needs --catalog" in r.stderr
+    assert not (tmp_path / "x.h5").exists()

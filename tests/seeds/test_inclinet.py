@@ -245,3 +245,15 @@ def test_half_colour_half_grey_half_of_grey_inverted(galprep, tmp_path):
     assert 0.4 < colour.mean() < 0.6 and 0.15 < inverted.mean() < 0.35
     r = galprep("augment", src, "--invert-grey", "0.5", "-o", tmp_path / "x.h5")
     assert r.code == 2 and "--invert-grey inverts images made grey by --greyscale" in r.stderr
+
+
+def test_resize_option_misuse_is_a_usage_error(galprep, tmp_path):
+    folder = galaxies(tmp_path / "galaxies", ids=(118,))
+    r = galprep(
+        "resize", folder, "--band", "gri", "--size", "8", "--channel-order", "file",
+        "--to-folder", tmp_path / "out",
+    )  # fmt: skip
+    assert r.code == 2 and "--channel-order file is for array files" in r.stderr
+    arrays = inclination_file(tmp_path / "a.h5", [50, 60])
+    r = galprep("resize", arrays, "--size", "4", "--root", "d25x2_rot", "-o", tmp_path / "b.h5")
+    assert r.code == 2 and "--root need image inputs" in r.stderr
