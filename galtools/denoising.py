@@ -217,7 +217,61 @@ def robustness(runs, path, chunk_size=None, batch_size=None, limit=None):
                     "psnr_gain": psnr(mse, peak) - psnr(inputs[c].mse, peak),
                 }
             table["runs"].append(row)
+    table["groups"] = group_seeds(runs, table["runs"])
     return table
+
+
+def training_key(run):
+    """What a run was trained on and how, except its seed (runs equal in this are repeats)."""
+    import json
+
+    config = run.config or {}
+    training = {k: v for k, v in (config.get("training") or {}).items() if k != "seed"}
+    return json.dumps(
+        [run.model_name, config.get("model_config"), training], sort_keys=True, default=str
+    )
+
+
+def group_label(run):
+    """'DATA' or 'DATA + α·MIX' (file names) for a group of repeats of one training setup."""
+    training = (run.config or {}).get("training") or {}
+    data = training.get("data") or [str(run.path)]
+    names = ",".join(sorted({os.path.basename(str(d)) for d in data}))
+    if training.get("mix"):
+        return f"{names} + {training.get('alpha', 0):g}·{os.path.basename(training['mix'])}"
+    return names
+
+
+def group_seeds(runs, rows):
+    """Runs trained alike except for their seed, with each case's MSE and PSNR as mean ± std
+    over the repeats (std with ddof=1; 0 for a single run)."""
+    order, members = [], {}
+    for run, row in zip(runs, rows):
+        key = training_key(run)
+        if key not in members:
+            order.append(key)
+            members[key] = []
+        members[key].append((run, row))
+    groups = []
+    for key in order:
+        group = members[key]
+        seeds = [((r.config or {}).get("training") or {}).get("seed") for r, _ in group]
+        entry = {
+            "label": group_label(group[0][0]),
+            "runs": [row["run"] for _, row in group],
+            "seeds": seeds,
+            "cases": {},
+        }
+        for case in rows[0]["cases"] if rows else ():
+            stats = {}
+            for what in ("mse", "psnr"):
+                v = np.array([row["cases"][case][what] for _, row in group], np.float64)
+                stats[f"{what}_mean"] = float(v.mean())
+                stats[f"{what}_std"] = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+            stats["n"] = len(group)
+            entry["cases"][case] = stats
+        groups.append(entry)
+    return groups
 
 
 def run_label(run):
@@ -237,6 +291,18 @@ def format_table(table):
     for name, row in zip(names, rows):
         cells = [f"{row[c]['psnr']:7.2f} dB {row[c]['mse']:10.4g}" for c in table["cases"]]
         lines.append(name.ljust(width) + "".join(cell.rjust(22) for cell in cells))
+    groups = [g for g in table.get("groups") or () if len(g["runs"]) > 1]
+    if groups:
+        width = max(len(g["label"]) for g in groups) + 2
+        lines += ["", "MSE mean ± std over repeats (n runs):"]
+        lines.append("".ljust(width) + "".join(c.rjust(24) for c in table["cases"]))
+        for g in groups:
+            cells = [
+                f"{g['cases'][c]['mse_mean']:.4g} ± {g['cases'][c]['mse_std']:.2g} "
+                f"({g['cases'][c]['n']})"
+                for c in table["cases"]
+            ]
+            lines.append(g["label"].ljust(width) + "".join(cell.rjust(24) for cell in cells))
     return "\n".join(lines)
 
 
@@ -247,19 +313,28 @@ def plot_robustness(path, table):
     from galtools.atomic import save_figure
 
     cases = table["cases"]
-    series = [("no denoising", table["without_denoising"])]
-    series += [(r["label"], r["cases"]) for r in table["runs"]]
+    series = [("no denoising", table["without_denoising"], None)]
+    groups = table.get("groups") or ()
+    if any(len(g["runs"]) > 1 for g in groups):  # repeats: one bar per setup, ± std
+        for g in groups:
+            row = {c: {"psnr": g["cases"][c]["psnr_mean"]} for c in cases}
+            std = [g["cases"][c]["psnr_std"] for c in cases]
+            series.append((f"{g['label']} (n={len(g['runs'])})", row, std))
+    else:
+        series += [(r["label"], r["cases"], None) for r in table["runs"]]
     width = 0.8 / len(series)
     fig = Figure(figsize=(2.2 + 1.6 * len(cases) + 0.3 * len(series), 4.2), dpi=100)
     ax = fig.add_subplot()
     x = np.arange(len(cases))
-    for k, (label, row) in enumerate(series):
+    for k, (label, row, std) in enumerate(series):
         values = [row[c]["psnr"] for c in cases]
         values = [v if math.isfinite(v) else np.nan for v in values]
         ax.bar(
             x + (k - (len(series) - 1) / 2) * width,
             values,
             width,
+            yerr=std,
+            capsize=3 if std else 0,
             label=label,
             color="0.7" if k == 0 else None,
         )

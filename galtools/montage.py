@@ -1,6 +1,7 @@
 """Turning galaxy stamps into pictures: stretch, band→RGB mapping, montage grids."""
 
 import math
+import os
 
 import numpy as np
 
@@ -120,6 +121,48 @@ def parse_rgb(text, bands):
     return out
 
 
+def pick(path, count=16, random=False, seed=0, field="images", captions=(), rgb=None):
+    """``count`` images of a file (first, or a seeded random choice) ready for a montage:
+    ``(images, caption texts or None, bands, RGB channel indices)``."""
+    from galtools.arrayfile import open_galaxies
+    from galtools.errors import GalError
+
+    with open_galaxies(path) as reader:
+        if reader.n == 0:
+            raise GalError(f"{reader.path}: no images to show")
+        if field == "targets" and not reader.has_targets:
+            raise GalError(f"{reader.path}: has no targets")
+        missing = [c for c in captions if c not in reader.label_names]
+        if missing:
+            raise GalError(
+                f"{reader.path}: no label column {missing[0]} "
+                f"(label columns: {', '.join(reader.label_names) or 'none'})"
+            )
+        count = min(count, reader.n)
+        if random:
+            rows = np.sort(np.random.default_rng(seed).choice(reader.n, count, replace=False))
+        else:
+            rows = np.arange(count)
+        batch = reader.take(rows, fields=[field, *captions])
+        try:
+            channels = parse_rgb(rgb, reader.bands)
+        except ValueError as exc:
+            raise GalError(f"--rgb: {exc}") from None
+        text = None
+        if captions:
+            classes = reader.classes
+            text = []
+            for k in range(count):
+                parts = []
+                for name in captions:
+                    v = batch[name][k]
+                    if name in classes and np.asarray(v).dtype.kind in "iu":
+                        v = classes[name][int(v)] if 0 <= int(v) < len(classes[name]) else v
+                    parts.append(f"{v:.3g}" if isinstance(v, (float, np.floating)) else str(v))
+                text.append(" ".join(parts))
+        return np.asarray(batch[field]), text, reader.bands, channels
+
+
 def montage_from_file(
     path,
     out,
@@ -134,47 +177,69 @@ def montage_from_file(
     rgb=None,
 ):
     """Montage PNG of ``count`` images (first, or a seeded random choice) of a file."""
-    from galtools.arrayfile import open_galaxies
+    images, text, bands, channels = pick(path, count, random, seed, field, captions, rgb)
+    if scale is None:
+        scale = max(1, 128 // max(images.shape[1], 1))
+    save_montage(
+        out,
+        images,
+        columns=columns,
+        scale=scale,
+        method=method,
+        bands=bands,
+        rgb=channels,
+        captions=text,
+    )
+    return out
+
+
+def montage_rows(
+    paths,
+    out,
+    count=8,
+    random=False,
+    seed=0,
+    field="images",
+    captions=(),
+    scale=None,
+    method="auto",
+    rgb=None,
+    labels=None,
+):
+    """One montage PNG comparing files: a row of ``count`` images per file, the first stamp
+    of each row captioned with its label (default: the file name without extension).  The
+    files must hold images of one shape and bands (e.g. real and generated galaxies)."""
     from galtools.errors import GalError
 
-    with open_galaxies(path) as reader:
-        if reader.n == 0:
-            raise GalError(f"{reader.path}: no images to show")
-        if field == "targets" and not reader.has_targets:
-            raise GalError(f"{reader.path}: has no targets")
-        count = min(count, reader.n)
-        if random:
-            rows = np.sort(np.random.default_rng(seed).choice(reader.n, count, replace=False))
-        else:
-            rows = np.arange(count)
-        batch = reader.take(rows, fields=[field, *captions])
-        try:
-            channels = parse_rgb(rgb, reader.bands)
-        except ValueError as exc:
-            raise GalError(str(exc)) from None
-        text = None
-        if captions:
-            classes = reader.classes
-            text = []
-            for k in range(count):
-                parts = []
-                for name in captions:
-                    v = batch[name][k]
-                    if name in classes and np.asarray(v).dtype.kind in "iu":
-                        v = classes[name][int(v)] if 0 <= int(v) < len(classes[name]) else v
-                    parts.append(f"{v:.3g}" if isinstance(v, (float, np.floating)) else str(v))
-                text.append(" ".join(parts))
-        h = reader.image_shape[0]
-        if scale is None:
-            scale = max(1, 128 // max(h, 1))
-        save_montage(
-            out,
-            batch[field],
-            columns=columns,
-            scale=scale,
-            method=method,
-            bands=reader.bands,
-            rgb=channels,
-            captions=text,
-        )
+    labels = list(labels) if labels else [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    rows, texts, first = [], [], None
+    for path, label in zip(paths, labels):
+        images, text, bands, channels = pick(path, count, random, seed, field, captions, rgb)
+        if first is None:
+            first = (images.shape[1:], list(bands or []), channels)
+        elif (images.shape[1:], list(bands or [])) != first[:2]:
+            raise GalError(
+                f"{path}: images {images.shape[1:]} in bands {','.join(bands or [])} do not "
+                f"match {paths[0]}'s {first[0]} in {','.join(first[1])}"
+            )
+        pad = count - len(images)
+        if pad:  # a short file: blank stamps keep the rows aligned
+            images = np.concatenate([images, np.zeros((pad,) + images.shape[1:], images.dtype)])
+        rows.append(images)
+        text = list(text or [""] * len(images)) + [""] * pad
+        text[0] = f"{label} {text[0]}".strip()
+        texts.extend(text)
+    images = np.concatenate(rows)
+    if scale is None:
+        scale = max(1, 128 // max(images.shape[1], 1))
+    save_montage(
+        out,
+        images,
+        columns=count,
+        scale=scale,
+        method=method,
+        bands=first[1] or None,
+        rgb=first[2],
+        captions=texts,
+    )
     return out

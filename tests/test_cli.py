@@ -163,6 +163,23 @@ def test_show_writes_montage(galprep, small_file, tmp_path):
     assert not (tmp_path / "g2.png").exists()
 
 
+def test_show_several_files_one_row_each(galprep, small_file, tmp_path):
+    real = small_file("real.h5", n=9, shape=(8, 8, 3), seed=1)
+    fake = small_file("fake.h5", n=2, shape=(8, 8, 3), seed=2)
+    out = tmp_path / "both.png"
+    r = galprep("show", real, fake, "-o", out, "-n", "3", "--scale", "4")
+    assert r.code == 0, r.stderr
+    img = np.asarray(Image.open(out))
+    assert img.shape[:2] == (2 * 32 + 3 * 2, 3 * 32 + 4 * 2)
+    # the short file's row ends with a blank stamp; the first stamp carries the file's label
+    assert img[34 + 2 :, 2 * 34 + 2 :].max() == 0
+    assert img[2:34, 2:34].std() > 10
+    odd = small_file("odd.h5", n=3, shape=(6, 6, 3))
+    r = galprep("show", real, odd, "-o", tmp_path / "x.png")
+    assert r.code == 1 and "do not match" in r.stderr and "odd.h5" in r.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_show_grey_random_is_seeded(galprep, small_file, tmp_path):
     path = small_file("g.npz", n=20, shape=(6, 6, 1))
     for name in ("a.png", "b.png"):

@@ -113,6 +113,33 @@ def test_robustness_table(tmp_path):
     assert "no denoising" in text and "half resolution" in text and "b (α=0.5)" in text
 
 
+def test_robustness_groups_repeats_by_training_setup(tmp_path):
+    """Runs trained alike except for the seed are one group: MSE mean ± std over them."""
+    src = tmp_path / "pairs.h5"
+    pair_file(src)
+    sim = {"data": ["/d/pairs_sim.h5"], "mix": None, "alpha": 0.0}
+    mixed = {"data": ["/d/pairs_sim.h5"], "mix": "/d/pairs_gen.h5", "alpha": 0.5}
+    runs = [
+        denoiser("a0", seed=0, **sim),
+        denoiser("a1", seed=1, **sim),
+        denoiser("m0", seed=0, **mixed),
+    ]
+    runs[1].offset = 0.0
+    table = robustness(runs, str(src), chunk_size=4)
+    groups = table["groups"]
+    assert [g["label"] for g in groups] == ["pairs_sim.h5", "pairs_sim.h5 + 0.5·pairs_gen.h5"]
+    assert [g["seeds"] for g in groups] == [[0, 1], [0]]
+    for case in CASES:
+        mses = [table["runs"][j]["cases"][case]["mse"] for j in (0, 1)]
+        got = groups[0]["cases"][case]
+        assert got["mse_mean"] == pytest.approx(np.mean(mses))
+        assert got["mse_std"] == pytest.approx(np.std(mses, ddof=1))
+        assert got["n"] == 2
+        assert groups[1]["cases"][case]["mse_std"] == 0.0
+    text = format_table(table)
+    assert "MSE mean ± std over repeats" in text and "pairs_sim.h5 " in text
+
+
 def test_robustness_needs_targets_and_denoiser(tmp_path):
     src = tmp_path / "plain.h5"
     write_galaxies(src, {"images": blobs(2)}, new_meta(bands="gri"))

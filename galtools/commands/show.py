@@ -6,7 +6,7 @@ from galtools import options
 
 
 @click.command(short_help="Write a montage PNG of galaxies in a file.")
-@click.argument("path", metavar="FILE")
+@click.argument("paths", nargs=-1, required=True, metavar="FILE...")
 @options.output(help="Output PNG.")
 @options.overwrite
 @click.option(
@@ -15,7 +15,7 @@ from galtools import options
     type=click.IntRange(min=1),
     default=16,
     show_default=True,
-    help="Number of images.",
+    help="Number of images (per file with several FILEs).",
 )
 @click.option("--random", is_flag=True, help="A seeded random choice instead of the first ones.")
 @options.seed
@@ -47,15 +47,34 @@ from galtools import options
 )
 @options.common
 def show(
-    path, output, overwrite, count, random, seed, field, captions, columns, scale, stretch, rgb
+    paths, output, overwrite, count, random, seed, field, captions, columns, scale, stretch, rgb
 ):
-    """Montage of the first (or --random) images of FILE, written to a PNG."""
-    from galtools.arrayfile import check_output
-    from galtools.montage import montage_from_file
+    """Montage of the first (or --random) images of FILE, written to a PNG.
 
-    check_output(output, overwrite, [path])
+    With several FILEs (e.g. real galaxies and those of each generator), one row of N images
+    per file, labelled with the file's name, in one picture."""
+    from galtools.arrayfile import check_output
+    from galtools.montage import montage_from_file, montage_rows
+
+    check_output(output, overwrite, list(paths))
+    if len(paths) > 1:
+        if columns:
+            raise click.UsageError("--columns: with several FILEs each file is one row of N")
+        montage_rows(
+            paths,
+            output,
+            count=count,
+            random=random,
+            seed=seed,
+            field=field,
+            captions=captions,
+            scale=scale,
+            method=stretch,
+            rgb=rgb,
+        )
+        return
     montage_from_file(
-        path,
+        paths[0],
         output,
         count=count,
         random=random,
