@@ -8,7 +8,8 @@
   ``features``);
 - augmentation: :func:`augment_images`, :class:`Op`, :class:`Augmenter`; degradation:
   :class:`Degrader`;
-- measurements: :func:`measure_morphology`, :func:`power_spectra`, :func:`fid`, :func:`kid`;
+- measurements: :func:`measure_morphology`, :func:`power_spectra`, :func:`fid`, :func:`kid`,
+  :func:`condition_check` (conditions of generated galaxies read back);
 - errors: :class:`GalError`, :class:`InputError`.
 
 Runtime settings (``quiet``, ``verbose``) are in :mod:`galtools.settings`.
@@ -33,6 +34,7 @@ _API = {
     "power_spectra": ("galtools.metrics.power", "power_spectra"),
     "fid": ("galtools.metrics.fid", "fid"),
     "kid": ("galtools.metrics.fid", "kid"),
+    "condition_check": ("galtools.metrics.conditions", "condition_check"),
     "GalError": ("galtools.errors", "GalError"),
     "InputError": ("galtools.errors", "InputError"),
 }

@@ -134,6 +134,25 @@ class MetricsCommand(click.Command):
 )
 @click.option("--all", "all", is_flag=True, help="Every registered metric.")
 @click.option(
+    "--condition-check",
+    "condition_check",
+    multiple=True,
+    metavar="RUN",
+    help="Read OTHER's condition columns back from its images with regression RUN "
+    "(repeatable; its target must be a label column of OTHER): RMSE, bias, spread of "
+    "read-back − condition, next to RUN's own RMSE/bias on REAL.",
+)
+@click.option(
+    "--flux-check",
+    "flux_check",
+    multiple=True,
+    metavar="COLUMN",
+    help="Flux-like condition column of OTHER (repeatable): Spearman rank correlation of "
+    "it with the measured flux (sum of pixel values over all bands and pixels, data units), "
+    "REAL's as the reference.  Default with --condition-check: 'flux' if OTHER has it; "
+    "'none' skips.",
+)
+@click.option(
     "--features",
     default="inception-2015",
     show_default=True,
@@ -148,6 +167,21 @@ class MetricsCommand(click.Command):
     "extractor's.",
 )
 @click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    metavar="auto|cpu|cuda[:N]",
+    help="Where feature extractors on PyTorch run (inception-2015); auto: a GPU when torch "
+    "sees one.  run:PATH runs where Keras puts it.",
+)
+@click.option(
+    "--features-batch-size",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Images per forward pass of the feature extractor (default: the extractor's; "
+    "inception-2015: 32 on a CPU, 128 on a GPU; run:PATH: 256).",
+)
+@click.option(
     "--cache", metavar="DIR", help="Feature cache keyed by input content, extractor and protocol."
 )
 @click.option("--plots", metavar="DIR", help="Write PNG plots into DIR (two sets).")
@@ -160,8 +194,12 @@ def metrics(
     output,
     overwrite,
     metric,
+    condition_check,
+    flux_check,
     features,
     protocol,
+    device,
+    features_batch_size,
     cache,
     plots,
     seed,
@@ -174,7 +212,14 @@ def metrics(
     number; or measure one FILE and write its per-galaxy table (.h5/.csv) or summary (.json).
 
     Each metric has a flag of its own (--fid, --kid, --power, --morph, ... ; plugins add
-    more) and its settings below."""
+    more) and its settings below.
+
+    OTHER made by a conditional generator keeps its condition columns: --condition-check RUN
+    reads each back with a regression run, and --flux-check checks that brighter conditions
+    give brighter galaxies.  These are options of the command rather than metric plugins:
+    they need label columns and trained runs, which the metric contract (images or features
+    only) does not carry."""
+    from galtools.features import check_device
     from galtools.progress import say
 
     made = click.get_current_context().meta[MADE]
@@ -185,13 +230,30 @@ def metrics(
         names = [n for n, kind in made.kinds.items() if len(paths) == 2 or kind != "features"]
         for name, reason in made.broken.items():
             say(f"metric '{name}' is broken, skipped: {reason}")
-    if not names:
+    conditions = None
+    if condition_check or flux_check:
+        if len(paths) != 2:
+            raise click.UsageError("--condition-check and --flux-check need REAL and OTHER")
+        flux = None if not flux_check else [c for c in flux_check if c.lower() != "none"]
+        if flux_check and len(flux) != len(flux_check):
+            flux = []
+        conditions = {"runs": list(condition_check), "flux_columns": flux}
+    if not names and conditions is None:
         flags = ", ".join(f"--{n}" for n in made.selectors.values())
-        raise click.UsageError(f"choose metrics: {flags}, --metric NAME or --all")
+        raise click.UsageError(
+            f"choose metrics: {flags}, --metric NAME, --all or --condition-check RUN"
+        )
     names = list(dict.fromkeys(names))
+    device = check_device(device)
+    if (device != "auto" or features_batch_size) and not any(
+        made.kinds.get(n) == "features" for n in names
+    ):
+        say("--device and --features-batch-size apply to feature extractors (FID, KID): ignored")
     common = dict(
         features=features,
         protocol=protocol,
+        device=device,
+        features_batch_size=features_batch_size,
         cache=cache,
         seed=seed,
         chunk_size=chunk_size,
@@ -203,10 +265,10 @@ def metrics(
     from galtools.metrics.report import spooled_stdin
 
     with spooled_stdin(paths) as paths:
-        _run(paths, output, overwrite, plots, shard, names, history, common)
+        _run(paths, output, overwrite, plots, shard, names, history, common, conditions)
 
 
-def _run(paths, output, overwrite, plots, shard, names, history, common):
+def _run(paths, output, overwrite, plots, shard, names, history, common, conditions=None):
     import os
 
     from galtools.progress import say
@@ -224,6 +286,7 @@ def _run(paths, output, overwrite, plots, shard, names, history, common):
             plots=plots,
             overwrite=overwrite,
             history=history,
+            conditions=conditions,
             **common,
         )
         for name, entry in report["metrics"].items():
@@ -233,6 +296,11 @@ def _run(paths, output, overwrite, plots, shard, names, history, common):
                 say(f"{name}: {value:.6g}" + (f" ± {std:.3g}" if std is not None else ""))
             elif "mean_wasserstein" in entry:
                 say(f"{name}: mean Wasserstein {entry['mean_wasserstein']:.4g}")
+        if "condition_check" in report:
+            from galtools.metrics.conditions import summary_lines
+
+            for line in summary_lines(report["condition_check"]):
+                say(line)
         return
     from galtools.metrics.report import run_table
 

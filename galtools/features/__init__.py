@@ -4,6 +4,14 @@ An entry is a factory called with the text after ``NAME:`` in ``--features NAME[
 None) that returns an :class:`Extractor`.  Built-in: ``run`` (``run:PATH``, the penultimate
 layer of a galtools run).  First-party plugin: ``inception-2015`` (galtools-inception).
 
+Run-time options (:data:`RUNTIME_OPTIONS`): a factory that can use them takes them as keyword
+arguments, ``factory(arg, device=..., batch_size=...)``: ``device`` is the ``--device`` request
+of ``galprep metrics`` (``auto``, ``cpu``, ``cuda`` or ``cuda:N``; :func:`torch_device` turns it
+into a PyTorch device, or a one-line error), ``batch_size`` the images per forward pass
+(``--features-batch-size``).  :func:`load_extractor` passes each one only to a factory whose
+signature names it (or takes ``**kwargs``); a factory without them keeps working and gets
+neither (a non-default value it cannot take is reported as ignored).
+
 The contract is checked in two steps: :func:`check` when the entry loads (the factory is
 callable; a class must have ``features`` and ``describe`` methods), and
 :func:`check_extractor` on the object the factory makes (``name``, ``input``,
@@ -17,6 +25,8 @@ from galtools.errors import GalError
 
 GROUP = "galtools.features"
 INPUTS = ("rgb", "raw")
+RUNTIME_OPTIONS = ("device", "batch_size")  # keyword arguments a factory may take
+DEVICE_HELP = "auto, cpu, cuda or cuda:N"
 
 
 @runtime_checkable
@@ -80,10 +90,78 @@ def check_extractor(extractor):
             raise TypeError(f"extractor {own}: no {method}() method")
 
 
-def load_extractor(spec):
-    """The extractor for ``--features NAME[:ARG]`` (unknown names list the known ones)."""
+def runtime_options(factory):
+    """The names of :data:`RUNTIME_OPTIONS` that ``factory`` takes as keyword arguments."""
+    import inspect
+
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: pass nothing
+        return ()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return RUNTIME_OPTIONS
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return tuple(o for o in RUNTIME_OPTIONS if o in named)
+
+
+def check_device(text):
+    """A ``--device`` request normalised (``auto``, ``cpu``, ``cuda``, ``cuda:N``), else a
+    one-line GalError."""
+    import re
+
+    value = str(text).strip().lower()
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise GalError(f"--device {text}: not a device ({DEVICE_HELP})")
+    return value
+
+
+def torch_device(request, extractor):
+    """The PyTorch device for ``--device request`` of a torch extractor named ``extractor``:
+    ``auto`` is ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda``/``cuda:N`` without torch,
+    without a GPU or past the last GPU is a one-line GalError saying so.  Imports torch only
+    when the request is not ``cpu``."""
+    import importlib.util
+
+    request = check_device(request or "auto")
+    if request == "cpu":
+        return "cpu"
+    if importlib.util.find_spec("torch") is None:
+        if request == "auto":
+            return "cpu"
+        raise GalError(
+            f"--device {request}: feature extractor '{extractor}' runs on PyTorch, which is "
+            "not installed: pip install torch (a CUDA build for a GPU: see "
+            "https://pytorch.org/get-started/locally/)"
+        )
+    import torch
+
+    if not torch.cuda.is_available():
+        if request == "auto":
+            return "cpu"
+        build = "a CPU-only build" if getattr(torch.version, "cuda", None) is None else "no GPU"
+        raise GalError(
+            f"--device {request}: PyTorch {torch.__version__} sees no GPU ({build}; "
+            "torch.cuda.is_available() is False): use --device cpu or auto"
+        )
+    if request == "auto":
+        return "cuda"
+    index = int(request.partition(":")[2] or 0)
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise GalError(f"--device {request}: PyTorch sees {count} GPU(s) (cuda:0…cuda:{count - 1})")
+    return request
+
+
+def load_extractor(spec, device=None, batch_size=None):
+    """The extractor for ``--features NAME[:ARG]`` (unknown names list the known ones).
+
+    ``device`` and ``batch_size`` (None: the extractor's defaults) reach a factory that takes
+    them (:func:`runtime_options`); for one that does not, a ``device`` other than ``auto`` or
+    a ``batch_size`` is ignored with a line saying so."""
     from galtools import registry
 
+    if device is not None:
+        device = check_device(device)
     name, arg = parse_spec(spec)
     if name == "inception-2015" and name not in registry.entries(GROUP, include_disabled=True):
         known = ", ".join(registry.entries(GROUP)) or "none"
@@ -92,7 +170,20 @@ def load_extractor(spec):
             f"pip install galtools-inception (known now: {known})"
         )
     factory = registry.load(GROUP, name, kind="feature extractor")
-    extractor = factory(arg)
+    given = {"device": device, "batch_size": batch_size}
+    takes = runtime_options(factory)
+    ignored = [k for k, v in given.items() if v is not None and k not in takes and v != "auto"]
+    if ignored:
+        from galtools.progress import say
+
+        flags = {"device": "--device", "batch_size": "--features-batch-size"}
+        hint = " (--device is for extractors on PyTorch, e.g. inception-2015)"
+        say(
+            f"feature extractor '{name}' does not take "
+            f"{' or '.join(flags[k] for k in ignored)}: ignored"
+            + (hint if "device" in ignored else "")
+        )
+    extractor = factory(arg, **{k: v for k, v in given.items() if v is not None and k in takes})
     try:
         check_extractor(extractor)
     except (TypeError, ValueError) as exc:

@@ -1,7 +1,9 @@
 """The built-in ``run`` extractor: ``--features run:PATH`` = penultimate layer of a galtools run.
 
 Domain features (e.g. of a classifier trained on real galaxies), fast on CPU.  The run gets the
-images as stored (protocol ``raw``), or resized if the protocol says so.
+images as stored (protocol ``raw``), or resized if the protocol says so.  It takes
+``batch_size`` (``--features-batch-size``) but no ``device``: Keras runs it where its backend
+puts it (a GPU when the backend sees one).
 """
 
 import hashlib
@@ -18,16 +20,17 @@ class RunExtractor:
     default_protocol = "raw"
     dim = None  # the length of the run's "features" layer: known from the features
 
-    def __init__(self, path):
+    def __init__(self, path, batch_size=None):
         if not path:
             raise GalError("the run extractor needs a run directory: --features run:PATH")
         from galtools.runs import load_run
 
         self.path = path
+        self.batch_size = int(batch_size or 256)
         self.run = load_run(path)
 
     def features(self, images):
-        out = np.asarray(self.run.features(images), dtype=np.float32)
+        out = np.asarray(self.run.features(images, batch_size=self.batch_size), np.float32)
         if out.ndim != 2 or len(out) != len(images):
             raise GalError(
                 f"{self.path}: run features have shape {out.shape}, expected ({len(images)}, D)"
@@ -54,6 +57,6 @@ class RunExtractor:
         }
 
 
-def run_extractor(arg):
+def run_extractor(arg, batch_size=None):
     """``galtools.features`` entry ``run``."""
-    return RunExtractor(arg)
+    return RunExtractor(arg, batch_size=batch_size)

@@ -19,7 +19,8 @@ METHODS = {"features": ("compare",), "images": ("accumulator", "summary", "compa
 # the keywords of galtools.metrics.report's functions, which the settings travel through
 COMMAND_SETTINGS = frozenset(
     "paths output overwrite metric all features protocol cache plots seed shard chunk_size "
-    "band_index debug verbose quiet help history names metric_names real other path".split()
+    "band_index debug verbose quiet help history names metric_names real other path "
+    "condition_check flux_check conditions device features_batch_size".split()
 )
 
 # shared by the image metrics that measure one band: one flag, one value for all of them

@@ -86,3 +86,96 @@ def morphology_plot(results, names, directory, properties, bad_flags):
     fig.tight_layout()
     save_figure(fig, os.path.join(directory, "morphology.png"), dpi=90)
     return ["morphology.png"]
+
+
+def _file_name(prefix, column, taken):
+    """A file name for a column: unsafe characters replaced, numbered when taken."""
+    import re
+
+    stem = f"{prefix}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', column)}"
+    name, k = f"{stem}.png", 2
+    while name in taken:
+        name, k = f"{stem}_{k}.png", k + 1
+    taken.add(name)
+    return name
+
+
+def condition_plots(report, samples, directory):
+    """The condition check's plots (see :mod:`galtools.metrics.conditions`):
+    ``readback_COLUMN.png`` (read-back vs condition with the 1:1 line, real and generated) per
+    regressor and ``flux_COLUMN.png`` (condition vs measured flux, real and generated) per
+    flux-like column.  ``samples``: per set, ``predictions`` by run index, ``columns`` and
+    ``band_flux``.  Returns the file names."""
+    files, taken = [], set()
+    sets = ("real", "generated")
+    for i, entry in enumerate(report.get("readback", [])):
+        col = entry["column"]
+        fig, axes = _figure(1, 1, (4.8, 4.5))
+        ax = axes[0, 0]
+        lo, hi = np.inf, -np.inf
+        for k, name in enumerate(sets):
+            got = samples[name]
+            if i not in got["predictions"]:
+                continue
+            x, y = got["columns"][col], got["predictions"][i]
+            ok = np.isfinite(x) & np.isfinite(y)
+            stats = entry[name]
+            ax.scatter(
+                x[ok],
+                y[ok],
+                s=6,
+                alpha=0.5,
+                color=f"C{k}",
+                label=f"{name}: RMSE {stats['rmse']:.3g}, bias {stats['bias']:+.3g}",
+            )
+            if ok.any():
+                lo = min(lo, x[ok].min(), y[ok].min())
+                hi = max(hi, x[ok].max(), y[ok].max())
+        if np.isfinite(lo):
+            ax.plot([lo, hi], [lo, hi], color="k", linewidth=1, label="1:1")
+        ax.set_xlabel(f"{col} (condition / truth)")
+        ax.set_ylabel(f"{col} read back")
+        ax.set_title(f"{col} read back by {os.path.basename(entry['run'].rstrip('/'))}")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        name = _file_name("readback", col, taken)
+        save_figure(fig, os.path.join(directory, name), dpi=100)
+        files.append(name)
+    for entry in report.get("flux", []):
+        col = entry["column"]
+        fig, axes = _figure(1, 1, (4.8, 4.5))
+        ax = axes[0, 0]
+        positive, x_positive = True, True
+        for k, name in enumerate(sets):
+            got = samples[name]
+            if entry.get(name) is None:
+                continue
+            x, y = got["columns"][col], got["band_flux"].sum(axis=1)
+            ok = np.isfinite(x) & np.isfinite(y)
+            positive &= bool(np.all(y[ok] > 0))
+            x_positive &= bool(np.all(x[ok] > 0))
+            rho = entry[name]["spearman"]
+            ax.scatter(
+                x[ok],
+                y[ok],
+                s=6,
+                alpha=0.5,
+                color=f"C{k}",
+                label=f"{name}: Spearman {rho:+.3f}",
+            )
+        if positive:  # fluxes and masses span decades
+            ax.set_yscale("log")
+        if x_positive:
+            from matplotlib.ticker import NullFormatter
+
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # labels of 2–9×10ⁿ overlap
+        ax.set_xlabel(f"{col} (condition)")
+        ax.set_ylabel("measured flux (sum of pixels, all bands)")
+        ax.set_title(f"{col} vs measured flux")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        name = _file_name("flux", col, taken)
+        save_figure(fig, os.path.join(directory, name), dpi=100)
+        files.append(name)
+    return files

