@@ -15,8 +15,8 @@
 #
 # α=0 trains on the simulated pairs only, α=0.5 mixes generated pairs in with
 # `train-batch --mix --alpha 0.5` (half of the batches, for EPOCHS/2 epochs), α=1 trains on
-# generated pairs only (N_GEN = the training set's size): every run takes about the same number
-# of steps.  The table (robustness.json, .png, and the text
+# generated pairs only (EPOCHS × N_TRAIN / N_GEN epochs): every run takes about the same number
+# of steps, and sees about as many images.  The table (robustness.json, .png, and the text
 # printed at the end) groups the runs of each α over their seeds.
 set -euo pipefail
 if [ $# -ne 4 ]; then
@@ -53,6 +53,8 @@ degrade "$TRAIN" 0 "$OUT/pairs/sim.h5"
 degrade "$OUT/generated.h5" 1 "$OUT/pairs/gen.h5"
 degrade "$TEST" 2 "$OUT/pairs/test.h5"
 
+GEN_EPOCHS=$(( (EPOCHS * N_TRAIN + N_GEN / 2) / N_GEN ))
+GEN_EPOCHS=$(( GEN_EPOCHS < 1 ? 1 : GEN_EPOCHS ))
 RUNS=()
 for seed in $SEEDS; do
   common=(--model resnet-denoiser --batch-size 32 --seed "$seed" -q)
@@ -60,7 +62,7 @@ for seed in $SEEDS; do
       -o "$OUT/runs/alpha0_s$seed"
   run galprep train-batch "$OUT/pairs/sim.h5" --mix "$OUT/pairs/gen.h5" --alpha 0.5 \
       "${common[@]}" --epochs $((EPOCHS / 2)) -o "$OUT/runs/alpha0.5_s$seed"
-  run galprep train-batch "$OUT/pairs/gen.h5" "${common[@]}" --epochs "$EPOCHS" \
+  run galprep train-batch "$OUT/pairs/gen.h5" "${common[@]}" --epochs "$GEN_EPOCHS" \
       -o "$OUT/runs/alpha1_s$seed"
   RUNS+=("$OUT/runs/alpha0_s$seed" "$OUT/runs/alpha0.5_s$seed" "$OUT/runs/alpha1_s$seed")
 done
