@@ -32,6 +32,7 @@ MODELS = [
     "dcgan = galtools.models.gan:dcgan",
     "twoinone = galtools.models.gan:twoinone",
     "cgan = galtools.models.gan:cgan",
+    "ddpm = galtools.models.diffusion:ddpm",
     "resnet-denoiser = galtools.models.denoiser:resnet_denoiser",
     "ridge-histogram = galtools.models.ridge:ridge_histogram",
     "forest-histogram = galtools.models.forest:forest_histogram",

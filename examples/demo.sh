@@ -16,6 +16,8 @@ N_TRAIN=${N_TRAIN:-$((4000 * SCALE))}        # simulated disks for the inclinati
 N_HELD=${N_HELD:-$((600 * SCALE))}          # held-out disks (another seed)
 N_KINDS=${N_KINDS:-$((2000 * SCALE))}        # mixed kinds for the classifier and GANs
 PASSES=$((8 * SCALE))
+GAN_EPOCHS=${GAN_EPOCHS:-6}      # cgan epochs over the 3200 training disks
+DDPM_EPOCHS=${DDPM_EPOCHS:-10}   # diffusion model epochs
 export PYTHONWARNINGS=ignore TF_CPP_MIN_LOG_LEVEL=3
 
 if [ -x .venv/bin/galprep ] && ! command -v galprep >/dev/null; then
@@ -87,41 +89,48 @@ run galprep score "$D/runs/classifier" "$D/prep/kinds/test_000.h5" --truth kind 
     --plot "$D/pictures/confusion.png" -q -o "$D/results/classifier_predictions.csv"
 
 # ------------------------------------------------------------------ 5. generation + metrics
-step "5. Train GANs, generate galaxies, compare real vs generated"
-run galprep train-batch "$D/prep/split/train_000.h5" --model dcgan --width 32 \
-    --epochs $((6 * SCALE)) --batch-size 64 --seed 0 -q -o "$D/runs/dcgan"
-run galprep generate "$D/runs/dcgan" -n 1000 --seed 1 --montage "$D/pictures/dcgan.png" -q \
-    -o "$D/results/generated.h5"
-run galprep train-batch "$D/prep/split/train_000.h5" --model cgan \
-    --condition inclination,disk_hlr --width 32 --epochs $((6 * SCALE)) --batch-size 64 \
-    --seed 0 -q -o "$D/runs/cgan"
-run galprep generate "$D/runs/cgan" --conditions-from "$D/prep/split/test_000.h5" --seed 1 \
-    --montage "$D/pictures/cgan.png" -q -o "$D/results/cgan_generated.h5"
-run galprep metrics "$D/prep/split/test_000.h5" "$D/results/generated.h5" --power --morph \
-    --fid --kid --features "run:$D/runs/vgg" --kid-subsets 50 \
-    --plots "$D/pictures/metrics" -q -o "$D/results/metrics_dcgan.json"
-run galprep metrics "$D/prep/split/test_000.h5" "$D/prep/heldout.h5" --power --morph \
-    --fid --kid --features "run:$D/runs/vgg" --kid-subsets 50 \
-    -q -o "$D/results/metrics_real_vs_real.json"
+step "5. Train a conditional GAN and a diffusion model; judge them against real vs real"
+COND=inclination,flux     # conditions: a shape parameter and a flux-like one
+TRAIN="$D/prep/split/train_000.h5" TEST="$D/prep/split/test_000.h5"
+run galprep train-batch "$TRAIN" --model cgan --condition "$COND" \
+    --epochs $((GAN_EPOCHS * SCALE)) --batch-size 64 --seed 0 -q -o "$D/runs/cgan"
+run galprep train-batch "$TRAIN" --model ddpm --condition "$COND" \
+    --epochs $((DDPM_EPOCHS * SCALE)) --batch-size 32 --seed 0 -q -o "$D/runs/ddpm"
+for G in cgan ddpm; do
+  # one generated galaxy per test galaxy, with its conditions; the sampling time is recorded
+  t0=$(date +%s.%N)
+  run galprep generate "$D/runs/$G" --conditions-from "$TEST" --seed 1 \
+      --montage "$D/pictures/$G.png" -q -o "$D/results/generated_$G.h5"
+  python3 -c 'import sys,json; n,t=int(sys.argv[1]),float(sys.argv[3])-float(sys.argv[2])
+json.dump({"n": n, "seconds": t, "images_per_s": n / t}, open(sys.argv[4], "w"))' \
+      "$(galprep info "$D/results/generated_$G.h5" --json --no-scan | python3 -c 'import json,sys; print(json.load(sys.stdin)["n"])')" \
+      "$t0" "$(date +%s.%N)" "$D/results/sampling_$G.json"
+done
+for G in cgan ddpm real_vs_real; do
+  other="$D/results/generated_$G.h5"
+  [ "$G" = real_vs_real ] && other="$D/prep/heldout.h5"
+  run galprep metrics "$TEST" "$other" --power --morph --fid --kid --features "run:$D/runs/vgg" \
+      --kid-subsets 50 --condition-check "$D/runs/vgg" --plots "$D/pictures/metrics_$G" -q \
+      -o "$D/results/metrics_$G.json"
+done
+run galprep show "$TEST" "$D/results/generated_cgan.h5" "$D/results/generated_ddpm.h5" -n 10 \
+    -o "$D/pictures/real_vs_generated.png"
 
 # ------------------------------------------------------------------ 6. denoising
-step "6. Degrade, train denoisers with and without α-mixing, robustness table"
-run galprep degrade "$D/prep/split/train_000.h5" --psf gaussian:sigma=1 --noise 0.02 \
-    --seed 0 -q -o "$D/prep/pairs_sim.h5"
-run galprep degrade "$D/data/hdf.h5" --psf gaussian:sigma=1 --noise 0.02 --seed 1 -q \
-    -o "$D/prep/pairs_hdf.h5"
-run galprep degrade "$D/prep/split/test_000.h5" --psf gaussian:sigma=1 --noise 0.02 \
-    --seed 2 -q -o "$D/prep/pairs_test.h5"
+step "6. Degrade, train denoisers; α of generated galaxies mixed in; robustness table"
+run galprep degrade "$TRAIN" --psf gaussian:sigma=1 --noise 0.02 --seed 0 -q \
+    -o "$D/prep/pairs_sim.h5"
+run galprep degrade "$TEST" --psf gaussian:sigma=1 --noise 0.02 --seed 2 -q \
+    -o "$D/prep/pairs_test.h5"
 run galprep train-batch "$D/prep/pairs_sim.h5" --model resnet-denoiser \
     --epochs $((2 * SCALE)) --batch-size 32 --seed 0 -q -o "$D/runs/denoiser"
-run galprep train-batch "$D/prep/pairs_sim.h5" --model resnet-denoiser --mix \
-    "$D/prep/pairs_hdf.h5" --alpha 0.5 --epochs $((2 * SCALE)) --batch-size 32 --seed 0 -q \
-    -o "$D/runs/denoiser_mix"
 run galprep denoise "$D/runs/denoiser" "$D/prep/pairs_test.h5" \
     --report "$D/results/denoise.json" -q -o "$D/results/denoised.h5"
 run galprep show "$D/results/denoised.h5" -n 16 -o "$D/pictures/denoised.png"
-run galprep denoise "$D/runs/denoiser" "$D/runs/denoiser_mix" "$D/prep/pairs_hdf.h5" \
-    --robustness "$D/results/robustness.json" --limit 200 -q
+# generated galaxies used downstream (Holzschuh et al. 2022), reduced: α ∈ {0, 0.5, 1} of
+# diffusion-model galaxies mixed into the simulated pairs, 2 seeds each, 1 pass of 2 epochs
+SEEDS="0 1" EPOCHS=$((2 * SCALE)) N_GEN=$((800 * SCALE)) LIMIT=400 \
+    run bash examples/denoise_with_generated.sh "$D/runs/ddpm" "$TRAIN" "$TEST" "$D/alpha"
 
 # ------------------------------------------------------------------ 7. report
 step "7. Report"
@@ -154,31 +163,90 @@ R="$D/report.md"
   echo "Accuracy $(json "$D/results/classifier.json" metrics.accuracy), top-2 $(json "$D/results/classifier.json" metrics.top_k.2)."
   echo "[confusion.json](results/confusion.json) ![confusion](pictures/confusion.png)"
   echo
-  echo "## 5. Generated galaxies"
-  echo "![dcgan](pictures/dcgan.png) ![cgan](pictures/cgan.png)"
+  echo "## 5. Generated galaxies (conditioned on $COND)"
+  echo "Real test galaxies (top row), then the cgan's and the diffusion model's for the same"
+  echo "conditions: ![real vs generated](pictures/real_vs_generated.png)"
   echo
-  echo "| comparison | FID (run features) | KID | power W1 (mean) | morphology W1 (Gini) |"
-  echo "|---|---|---|---|---|"
-  for m in dcgan real_vs_real; do
-    f="$D/results/metrics_$m.json"
-    echo "| test vs $m | $(json "$f" metrics.fid.fid) | $(json "$f" metrics.kid.kid) ± $(json "$f" metrics.kid.kid_std) | $(json "$f" metrics.power.mean_wasserstein) | $(json "$f" metrics.morph.wasserstein.gini) |"
-  done
+  echo "Each generator made one galaxy per test galaxy ($(json "$D/results/sampling_ddpm.json" n)), with"
+  echo "its inclination and flux; everything is compared to the 400 test galaxies, and the real"
+  echo "held-out set gives the floor (\`real vs real\`). FID/KID on the vgg run's features; the"
+  echo "read-back is the vgg regressor's inclination of the generated images minus the condition."
   echo
-  echo "Plots: [metrics/](pictures/metrics/)"
+  python3 - "$D" <<'PY'
+import json, sys
+d = sys.argv[1]
+cols = ["real_vs_real", "cgan", "ddpm"]
+m = {g: json.load(open(f"{d}/results/metrics_{g}.json"))["metrics"] for g in cols}
+cc = {g: json.load(open(f"{d}/results/metrics_{g}.json")).get("condition_check", {}) for g in cols}
+def get(x, *keys):
+    for k in keys:
+        if not isinstance(x, dict) or k not in x:
+            return None
+        x = x[k]
+    return x
+def fmt(v, spec=".3g"):
+    return "—" if v is None else format(v, spec)
+rows = [
+    ("FID (run features)", lambda g: fmt(get(m[g], "fid", "fid"))),
+    ("KID", lambda g: fmt(get(m[g], "kid", "kid"), ".2g")),
+    ("power-spectrum W1 (mean)", lambda g: fmt(get(m[g], "power", "mean_wasserstein"))),
+]
+for p in ("gini", "m20", "concentration", "asymmetry", "ellipticity", "r50"):
+    rows.append((f"morphology W1: {p}", lambda g, p=p: fmt(get(m[g], "morph", "wasserstein", p))))
+def measurable(g):
+    o = get(m[g], "morph", "other")
+    return fmt(100 * o["n_good"] / o["n"], ".1f") + " %" if o else "—"
+rows.append(("measurable by --morph", measurable))
+def incl(g, key):
+    for r in cc[g].get("readback", []):
+        if r["column"] == "inclination":
+            return fmt(r["generated"][key], ".2f")
+    return "—"
+def flux(g):
+    for r in cc[g].get("flux", []):
+        return fmt(r["generated"]["spearman"], ".3f")
+    return "—"
+rows.append(("inclination read-back RMSE (°)", lambda g: incl(g, "rmse")))
+rows.append(("inclination read-back bias (°)", lambda g: incl(g, "bias")))
+rows.append(("flux: rank corr. condition vs measured", flux))
+def train_s(g):
+    if g == "real_vs_real":
+        return "—"
+    return fmt(json.load(open(f"{d}/runs/{g}/metrics.json"))["wall"], ".0f")
+def speed(g):
+    if g == "real_vs_real":
+        return "—"
+    return fmt(json.load(open(f"{d}/results/sampling_{g}.json"))["images_per_s"], ".3g")
+rows.append(("training time (s)", train_s))
+rows.append(("sampling (images/s, incl. start-up)", speed))
+print("| measure | " + " | ".join(cols) + " |")
+print("|---|" + "---|" * len(cols))
+for name, f in rows:
+    print(f"| {name} | " + " | ".join(f(g) for g in cols) + " |")
+PY
+  echo
+  echo "Montages: ![cgan](pictures/cgan.png) ![ddpm](pictures/ddpm.png); plots: [metrics_cgan/](pictures/metrics_cgan/), [metrics_ddpm/](pictures/metrics_ddpm/), [metrics_real_vs_real/](pictures/metrics_real_vs_real/)"
   echo
   echo "## 6. Denoising"
   echo "MSE before $(json "$D/results/denoise.json" before.mse), after $(json "$D/results/denoise.json" after.mse) (PSNR $(json "$D/results/denoise.json" before.psnr) → $(json "$D/results/denoise.json" after.psnr) dB) on degraded held-out simulated disks."
   echo
-  echo "Robustness on degraded real HST galaxies (PSNR in dB; [robustness.json](results/robustness.json)):"
+  echo "Generated galaxies used downstream (reduced version of examples/denoise_with_generated.sh):"
+  echo "denoisers trained on simulated pairs with a share α of diffusion-model galaxies, 2 seeds"
+  echo "each, evaluated on degraded test disks in the paper's four cases. MSE mean ± std over"
+  echo "the seeds ([robustness.json](alpha/robustness.json)):"
   echo
-  echo "| case | no denoising | plain run | α=0.5 mixed with HST |"
-  echo "|---|---|---|---|"
-  for c in "as given" "half resolution" "noise ×4" "both"; do
-    f="$D/results/robustness.json"
-    echo "| $c | $(json "$f" "without_denoising.$c.psnr") | $(json "$f" "runs.0.cases.$c.psnr") | $(json "$f" "runs.1.cases.$c.psnr") |"
-  done
+  python3 - "$D/alpha/robustness.json" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))
+print("| training data | " + " | ".join(t["cases"]) + " |")
+print("|---|" + "---|" * len(t["cases"]))
+print("| (no denoising) | " + " | ".join(f"{t['without_denoising'][c]['mse']:.4g}" for c in t["cases"]) + " |")
+for g in t["groups"]:
+    print(f"| {g['label']} | " + " | ".join(
+        f"{g['cases'][c]['mse_mean']:.4g} ± {g['cases'][c]['mse_std']:.2g}" for c in t["cases"]) + " |")
+PY
   echo
-  echo "![robustness](results/robustness.png)"
+  echo "![robustness](alpha/robustness.png)"
   echo "![denoised](pictures/denoised.png)"
 } > "$R"
 step "done: $R"

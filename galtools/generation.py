@@ -1,4 +1,4 @@
-"""Sampling galaxy images from trained GAN runs.
+"""Sampling galaxy images from trained generative runs (GANs, diffusion models).
 
 Images are generated in batches, each from its own seed derived from ``(seed, batch number)``,
 and streamed to the output.  Runs of a model that takes conditions get them in physical units,
@@ -6,7 +6,9 @@ either fixed (``redshift=0.3``) or drawn row by row from a catalog or from an ar
 columns; the conditions are stored as label columns of the output.  With a score threshold (a
 run that also scores images, or a separate scorer run) only images scoring above it are kept,
 and generation stops when N are kept or after a limit on tries.  What a run can do is asked of
-its abilities (:attr:`galtools.runs.Run.abilities`), never of its model's name.
+its abilities (:attr:`galtools.runs.Run.abilities`), never of its model's name.  A model that
+samples itself in several steps (a diffusion model) takes sampler settings (``--steps``,
+``--guidance``), checked by the run before anything is written; a GAN takes none.
 """
 
 import os
@@ -149,6 +151,21 @@ def check_gan(run):
         )
 
 
+def sampler_options(run, given=None):
+    """The checked sampler settings (``steps``, ``guidance``...) of a run whose model samples
+    itself, with defaults; {} for a run that generates in one step, which takes none."""
+    given = {k: v for k, v in (given or {}).items() if v is not None}
+    check = getattr(run, "sampler_options", None)
+    if callable(check):
+        return check(given)
+    if given:
+        flag = "--" + next(iter(given)).replace("_", "-")
+        raise GalError(
+            f"{run.path}: {flag} does not apply to a {run.model_name} run (it samples in one step)"
+        )
+    return {}
+
+
 def check_scorer(scorer, image_shape):
     from galtools.scoring import check_image_shape
 
@@ -176,13 +193,15 @@ def generate_file(
     montage=None,
     overwrite=False,
     compression=None,
+    sampler=None,
 ):
     """Write ``n`` images sampled from GAN ``run`` to ``output``; returns a summary dict.
 
     ``conditions``: a :class:`Conditions` (runs that take conditions).  ``scorer`` (by default
     the run itself when it scores images) scores every image into ``score``/``p_real`` columns;
     ``min_score`` keeps only images scoring above it, trying at most ``max_tries`` images
-    (default 20·n).  ``montage``: PNG of the first images.
+    (default 20·n).  ``montage``: PNG of the first images.  ``sampler``: settings of a model
+    that samples itself (``{"steps": 40, "guidance": 2.0}``; see :func:`sampler_options`).
     """
     from galtools.arrayfile import GalaxyWriter
     from galtools.meta import new_meta
@@ -193,6 +212,7 @@ def generate_file(
     check_gan(run)
     if n < 1:
         raise GalError("-n must be at least 1")
+    options = sampler_options(run, sampler)
     conditions = conditions if conditions is not None else Conditions(run)
     if scorer is None and "scores" in run.abilities:
         scorer = run
@@ -233,7 +253,11 @@ def generate_file(
             cond = conditions.values(rows) if conditions else None
             images = np.asarray(
                 run.generate(
-                    m, seed=batch_seed(seed, batch_no), conditions=cond, batch_size=batch_size
+                    m,
+                    seed=batch_seed(seed, batch_no),
+                    conditions=cond,
+                    batch_size=batch_size,
+                    **options,
                 )
             )
             batch_no += 1

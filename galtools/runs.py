@@ -2,9 +2,10 @@
 
 A run directory (written by ``galprep train-batch``) holds ``config.json`` (everything needed
 to rebuild and reuse the model: task, label scaling, class names, conditions, image shape),
-``model.keras`` (GANs: the generator; plus ``discriminator.keras``) or, for closed-form
-models, ``weights.npz``.  Keras files load with ``safe_mode=True``; label scaling is inverted
-here, so callers see physical units.  What a run can do (predict, generate, score, …) is its
+``model.keras`` (GANs: the generator; plus ``discriminator.keras``; a diffusion model: the averaged
+denoising U-Net, which its spec's sampler steps) or, for closed-form models, ``weights.npz``.
+Keras files load with ``safe_mode=True``; label scaling is inverted here, so callers see
+physical units.  What a run can do (predict, generate, score, …) is its
 model's :data:`~galtools.models.ABILITIES`, recorded in the config (older runs: asked of the
 model spec).
 """
@@ -75,8 +76,12 @@ class Run:
     def abilities(self):
         """What the run can do: names of :data:`galtools.models.ABILITIES`."""
         if "abilities" in self.config:
-            return frozenset(self.config["abilities"])
-        return frozenset(self.spec.abilities)
+            abilities = frozenset(self.config["abilities"])
+        else:
+            abilities = frozenset(self.spec.abilities)
+        if not self.conditions:  # a model that may take conditions, trained without any
+            abilities -= {"conditions"}
+        return abilities
 
     def _cannot(self, what, ability):
         """GalError: this run cannot ``what``; names the registered models whose runs can."""
@@ -183,19 +188,59 @@ class Run:
             return out[:, 0].astype(np.float64)
         return out
 
-    def generate(self, n, seed=0, conditions=None, batch_size=256):
-        """N generated images in the data's units; ``conditions``: {name: (N,)} physical units."""
+    def sampler_options(self, given=None):
+        """The sampler settings of a run whose model samples itself (``spec.sample``), checked
+        and with defaults (``given``: {name: value}, None = not given); {} for a run that
+        generates in one network call, which takes none (a GalError naming the option)."""
+        from galtools.params import resolve
+
+        given = {k: v for k, v in (given or {}).items() if v is not None}
+        spec = self.spec if "generates" in self.abilities else None
+        declared = tuple(getattr(spec, "sample_options", ()) or ())
+        if not callable(getattr(spec, "sample", None)):
+            declared = ()
+        names = {o.name for o in declared}
+        for key in given:
+            if key not in names:
+                flag = "--" + key.replace("_", "-")
+                why = (
+                    f"its sampler takes {', '.join(o.flag for o in declared)}"
+                    if declared
+                    else "it samples in one step"
+                )
+                raise GalError(f"{self.path}: {flag} does not apply to {self.describe()} ({why})")
+        if not declared:
+            return {}
+        try:
+            options = resolve(declared, given)
+        except ValueError as exc:
+            raise GalError(f"{self.path}: {exc}") from None
+        check = getattr(spec, "check_sample", None)
+        if callable(check):
+            check(self, {k: v for k, v in options.items() if k in given})
+        return options
+
+    def generate(self, n, seed=0, conditions=None, batch_size=256, **sampler):
+        """N generated images in the data's units; ``conditions``: {name: (N,)} physical units.
+
+        ``sampler``: settings of a model that samples itself (e.g. ``steps``, ``guidance``; see
+        :meth:`sampler_options`), whose ``spec.sample`` then makes the images."""
         if "generates" not in self.abilities:
             raise self._cannot("cannot generate images", "generates")
+        options = self.sampler_options(sampler)
+        cond = None
+        if self.conditions:
+            cond = self._conditions(conditions, int(n))
+        elif conditions:
+            raise GalError(f"{self.path}: {self.describe()} takes no conditions")
+        if callable(getattr(self.spec, "sample", None)):
+            images = self.spec.sample(self, int(n), seed, cond, int(batch_size), **options)
+            return np.asarray(images, np.float32)
         mc = self.config["model_config"]
         rng = np.random.default_rng(seed)
         z = rng.normal(size=(int(n), mc["latent_dim"])).astype(np.float32)
         gen = self.keras_model()
-        inputs = z
-        if self.conditions:
-            inputs = [z, self._conditions(conditions, int(n))]
-        elif conditions:
-            raise GalError(f"{self.path}: {self.describe()} takes no conditions")
+        inputs = z if cond is None else [z, cond]
         outs = []
         for s in range(0, int(n), batch_size):
             part = (

@@ -304,7 +304,8 @@ def test_builtin_specs_declare_options_columns_and_abilities():
         ("real_column", "binary", "label"),
     ]
     assert models.with_ability("scores") == ["twoinone"]
-    assert models.able("generates") == "cgan, dcgan or twoinone"
+    assert models.able("generates") == "cgan, dcgan, ddpm or twoinone"
+    assert specs["ddpm"].abilities == {"generates", "conditions"}
     for spec in specs.values():
         assert models.check(spec) is spec
 

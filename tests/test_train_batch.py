@@ -337,8 +337,8 @@ def test_bad_input(files, tmp_path, galprep):
 
 
 def test_no_option_promises_several_devices(files, tmp_path, galprep):
-    """--distribute mirrored gave every replica the whole batch (no speed-up): it is gone
-    until data-parallel training exists."""
+    """--distribute mirrored gave every replica the whole batch (no speed-up): it is gone;
+    --distribute data (tests/test_distribute.py) splits each batch."""
     r = galprep(
         "train-batch", files / "train.h5", "-o", tmp_path / "run", "--model", "vgg",
         "--target", "inclination", "--distribute", "mirrored", *FAST,
@@ -485,3 +485,129 @@ def test_data_wait_is_measured_and_a_slow_input_is_logged(files, tmp_path, galpr
     assert all(r["data_wait_s"] >= 0.19 for r in steps)
     log = (slow / "train.log").read_text()
     assert log.count("warning: steps") == 1 and "input pipeline limits speed" in log
+
+
+# ------------------------------------------------------- input pipeline, precision, TensorBoard
+
+
+def test_producer_delivers_the_same_batches_however_it_reads(files, tmp_path):
+    """Prefetching, reading threads and a process's part change when rows are read, never
+    which: the same (x, y) per step, and two parts are disjoint halves of each batch."""
+    from galtools.train.data import Producer
+
+    info = survey([files / "train.h5", files / "gen.h5"])
+    mix = survey([files / "train.h5"])
+    plan = Plan(info, 8, passes=2, epochs=1, seed=5, mix=mix, alpha=0.4)
+    plan.chunk = 16  # several chunks per file
+    config = {"task": "regression", "columns": [{"name": "inclination", "kind": "raw"}]}
+
+    def batches(**kw):
+        p = Producer(plan, config, start=3, **kw)
+        try:
+            return list(p)
+        finally:
+            p.close()
+
+    ref = batches(prefetch=0)
+    assert [b[0] for b in ref] == list(range(3, plan.total))
+    for kw in ({"prefetch": 4}, {"prefetch": 2, "workers": 3}, {"prefetch": 0, "workers": 2}):
+        got = batches(**kw)
+        assert len(got) == len(ref), kw
+        for a, b in zip(ref, got):
+            assert a[:3] == b[:3] and np.array_equal(a[5], b[5]), kw
+            assert np.array_equal(a[3], b[3]) and np.array_equal(a[4], b[4]), kw
+    halves = [batches(prefetch=2, part=(k, 2), workers=2) for k in (0, 1)]
+    for whole, h0, h1 in zip(ref, *halves):
+        assert np.array_equal(np.concatenate([h0[5], h1[5]]), whole[5])
+        assert np.array_equal(np.concatenate([h0[3], h1[3]]), whole[3])
+        assert np.array_equal(np.concatenate([h0[4], h1[4]]), whole[4])
+
+
+def test_prefetching_changes_no_result(files, tmp_path):
+    from galtools.train.loop import train
+
+    def final(run, **kw):
+        train([files / "train.h5"], run, "vgg", {"target": "inclination"}, batch_size=8,
+              passes=2, **kw)  # fmt: skip
+        with np.load(run / "checkpoints" / "step-000000016.npz", allow_pickle=False) as f:
+            return [f[k] for k in sorted(f.files) if k != "state"]
+
+    a = final(tmp_path / "a", prefetch=0)
+    b = final(tmp_path / "b", prefetch=4, workers=2)
+    assert len(a) == len(b) > 20
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, rtol=0, atol=1e-6)
+
+
+def test_precision_is_recorded_restored_and_saved_as_float32(files, tmp_path, galprep):
+    import keras
+
+    from galtools.models import load_keras
+
+    run = tmp_path / "run"
+    args = ["train-batch", files / "train.h5", "-o", run, "--model", "vgg", "--target",
+            "inclination", *FAST]  # fmt: skip
+    r = galprep(*args, "--precision", "mixed_bfloat16")
+    assert r.code == 0, r.stderr
+    assert keras.config.dtype_policy().name == "float32"  # the caller's policy is back
+    assert json.loads((run / "config.json").read_text())["training"]["precision"] == (
+        "mixed_bfloat16"
+    )
+    assert metrics(run)["precision"] == "mixed_bfloat16"
+    net = load_keras(run / "model.keras")
+    assert {layer.dtype_policy.name for layer in net.layers} == {"float32"}
+    assert np.asarray(net.predict_on_batch(np.zeros((2, 8, 8, 1), "f4"))).dtype == np.float32
+    r = galprep(*args, "--passes", "2")  # float32 now: another set of variables
+    one_line_error(r, "was trained with precision='mixed_bfloat16', now 'float32'", "--restart")
+    r = galprep(*args, "--precision", "half")
+    assert r.code == 2 and "--precision" in r.stderr
+
+
+def test_tensorboard_events(files, tmp_path, galprep):
+    from galtools.train import events
+
+    run = tmp_path / "run"
+    common = ["--model", "vgg", "--target", "inclination", "--tensorboard", *FAST]
+    r = galprep("train-batch", files / "train.h5", "-o", run, "--val", files / "gen.h5", *common)
+    assert r.code == 0, r.stderr
+    [name] = os.listdir(run / "tensorboard")
+    assert name.startswith("events.out.tfevents.")
+    got = events.read(run / "tensorboard" / name)
+    assert got[0]["file_version"].startswith("brain.Event")
+    assert got[1] == {"step": 0, "wall_time": got[1]["wall_time"], "session_start": True}
+    scalars = {}
+    for e in got:
+        for tag, value in e.get("scalars", {}).items():
+            scalars.setdefault(tag, []).append((e["step"], value))
+    assert [s for s, _ in scalars["train/loss"]] == list(range(1, 9))
+    for tag in ("train/mae", "lr", "data_wait_fraction", "images_per_s"):
+        assert len(scalars[tag]) == 8, tag
+    assert all(0 <= v <= 1 for _, v in scalars["data_wait_fraction"])
+    assert scalars["lr"][0][1] == pytest.approx(1e-3)
+    m = metrics(run)
+    assert scalars["val/rmse"] == [(8, pytest.approx(m["evals"][0]["val_rmse"], rel=1e-6))]
+    assert scalars["train/loss"][-1][1] == pytest.approx(m["steps"][-1]["loss"], rel=1e-6)
+    try:  # TensorFlow's own reader agrees (record CRCs checked by it)
+        from tensorflow.core.util import event_pb2
+        from tensorflow.python.lib.io import tf_record
+    except ImportError:
+        pass
+    else:
+        path = str(run / "tensorboard" / name)
+        tags = set()
+        for record in tf_record.tf_record_iterator(path):
+            tags.update(v.tag for v in event_pb2.Event.FromString(record).summary.value)
+        assert {"train/loss", "val/rmse", "lr", "data_wait_fraction"} <= tags
+    # a GAN's montage of each pass, as a PNG image
+    gan = tmp_path / "gan"
+    r = galprep(
+        "train-batch", files / "train.h5", "-o", gan, "--model", "dcgan", "--width", "4",
+        "--tensorboard", "--passes", "2", *FAST,
+    )  # fmt: skip
+    assert r.code == 0, r.stderr
+    [name] = os.listdir(gan / "tensorboard")
+    images = [(e["step"], e["images"]["samples"]) for e in events.read(gan / "tensorboard" / name)
+              if "images" in e]  # fmt: skip
+    assert [s for s, _ in images] == [8, 16]
+    png = (gan / "samples" / "pass-002.png").read_bytes()
+    assert images[-1][1][2] == png and images[-1][1][:2] == events.png_size(png)

@@ -42,6 +42,19 @@ from galtools import options
 )
 @click.option("--montage", metavar="PNG", help="Also write a picture of the first images.")
 @click.option(
+    "--steps",
+    type=int,
+    metavar="N",
+    help="Diffusion runs: sampling steps (default: the run's, 40).",
+)
+@click.option(
+    "--guidance",
+    type=float,
+    metavar="W",
+    help="Diffusion runs with conditions: classifier-free guidance weight (default 1: plain "
+    "conditional sampling; 0: unconditional; 2-3: stronger conditioning, twice the time).",
+)
+@click.option(
     "--batch-size",
     type=click.IntRange(min=1),
     default=256,
@@ -62,6 +75,8 @@ def generate(
     scorer,
     max_tries,
     montage,
+    steps,
+    guidance,
     batch_size,
     seed,
     overwrite,
@@ -70,7 +85,9 @@ def generate(
     """Sample N images from RUN, a run of a model that generates images, into OUT, batch by
     batch.  The same --seed and --batch-size give the same images.  The conditions of a run
     that takes them are stored as label columns of OUT; with a scorer (RUN itself when it
-    scores images, or --scorer), so are `score` and `p_real`."""
+    scores images, or --scorer), so are `score` and `p_real`.  A diffusion run samples in
+    --steps deterministic steps (the same --seed, --batch-size, --steps and --guidance give
+    the same images)."""
     from galtools.errors import GalError
     from galtools.generation import (
         Conditions,
@@ -78,6 +95,7 @@ def generate(
         generate_file,
         parse_conditions,
         read_condition_table,
+        sampler_options,
     )
     from galtools.progress import say
     from galtools.runs import load_run
@@ -85,6 +103,7 @@ def generate(
     fixed = parse_conditions(condition) if condition else None
     run = load_run(run_path)
     check_gan(run)
+    sampler = sampler_options(run, {"steps": steps, "guidance": guidance})
     table = None
     if conditions_from:
         names = [c for c in run.conditions if c not in (fixed or {})]
@@ -116,6 +135,7 @@ def generate(
         montage,
         overwrite,
         compression,
+        sampler,
     )
     line = f"generated {info['n']} images → {output}"
     if min_score is not None:

@@ -218,6 +218,40 @@ class ModelCommand(click.Command):
     show_default=True,
     help="Steps per metrics.json record.",
 )
+@click.option(
+    "--distribute",
+    type=click.Choice(["data"]),
+    help="data: data-parallel on every device of every process (Keras DataParallel on the "
+    "JAX backend; one process per GPU started by srun, or by KERAS_DISTRIBUTION_*; "
+    "--batch-size is the global batch).  See README 'Several GPUs and nodes'.",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["float32", "mixed_bfloat16", "mixed_float16"]),
+    default="float32",
+    show_default=True,
+    help="Keras dtype policy while training (saved networks compute in float32).",
+)
+@click.option(
+    "--tensorboard",
+    is_flag=True,
+    help="Also write TensorBoard event files into RUN/tensorboard (losses, validation, lr, "
+    "data-wait fraction, GAN samples).",
+)
+@click.option(
+    "--prefetch",
+    type=click.IntRange(min=0),
+    default=4,
+    show_default=True,
+    help="Batches prepared ahead by a background thread (0: none).",
+)
+@click.option(
+    "--read-workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Threads reading the data files ahead in parallel.",
+)
 @click.option("--restart", is_flag=True, help="Discard an existing RUN and start over.")
 @options.seed
 @options.common
@@ -238,6 +272,11 @@ def train_batch(
     keep,
     checkpoint_every,
     log_every,
+    distribute,
+    precision,
+    tensorboard,
+    prefetch,
+    read_workers,
     restart,
     seed,
     **model_options,
@@ -249,6 +288,8 @@ def train_batch(
     Running the same command again continues from the last checkpoint. On SIGTERM or SIGUSR1
     the current step finishes, a checkpoint is written and galprep exits with status 75
     (EX_TEMPFAIL), so a batch job can requeue itself (see examples/train_requeue.sbatch).
+    With --distribute data every process stops at the same step (see
+    examples/train_multinode.sbatch).
     """
     from galtools.train.loop import train
 
@@ -273,4 +314,9 @@ def train_batch(
         log_every=log_every,
         patience=patience,
         history=options.provenance(inputs),
+        distribute=distribute,
+        precision=precision,
+        tensorboard=tensorboard,
+        prefetch=prefetch,
+        workers=read_workers,
     )

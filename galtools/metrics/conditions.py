@@ -123,7 +123,7 @@ def _check_regressor(run):
         )
         raise GalError(
             f"{run.path}: {what} does not predict a label column; --condition-check needs a "
-            "regression run (e.g. galprep train-batch --model vgg --target COLUMN)"
+            "regression run (galprep train-batch --target COLUMN with a regression model)"
         )
 
 

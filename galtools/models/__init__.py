@@ -4,7 +4,8 @@ An entry of ``galtools.models`` (built-in or from a plugin) is a *ModelSpec* obj
 instance of :class:`ModelSpec` or a subclass) with:
 
 ``name``  (str)      the registry name (``--model NAME``); must equal the entry point's name;
-``task``  (str)      ``"regression"``, ``"classification"``, ``"gan"`` or ``"denoise"`` — or
+``task``  (str)      ``"regression"``, ``"classification"``, ``"gan"``, ``"diffusion"`` or
+                     ``"denoise"`` — or
                      ``"auto"``: classification when the target is a class column (strings,
                      named classes, or ``--classes``), else regression;
 ``kind``  (str)      ``"keras"`` (trained step by step by ``train-batch``) or ``"closed-form"``;
@@ -41,6 +42,18 @@ instance of :class:`ModelSpec` or a subclass) with:
                      (closed-form kind only) fit in one streamed pass over ``(x, y)`` chunks,
                      write the result into ``run_dir`` and use it.
 ``patience``         optional: default ``--patience`` (learning-rate halving on plateau).
+``sample(run, n, seed, conditions, batch_size, **options)`` / ``sample_options``
+                     optional (a model that samples itself, in several network calls, e.g.
+                     a diffusion model): :meth:`galtools.runs.Run.generate` delegates to it.  ``n``
+                     images in the data's units for ``conditions`` ((n, K) scaled to
+                     [-1, 1], or None), the same for the same seed, options and batch size
+                     (network calls of at most ``batch_size`` rows).  ``sample_options``: a
+                     tuple of :class:`galtools.params.Option` (the settings ``generate``
+                     takes, e.g. ``steps``, ``guidance``; checked and defaulted before any
+                     image is made); optional ``check_sample(run, given)`` raises GalError for
+                     given settings that do not fit the run.  Optional
+                     ``preview(model, config, count)``: images of the model being trained
+                     for the per-pass montages (else the generator is called on fixed noise).
 
 What the training loop feeds ``train_on_batch``: ``x`` the images (data units, float32);
 ``y`` denoise: the ``targets`` images; otherwise the declared columns in their order, each as
@@ -51,8 +64,10 @@ What each ability promises about a run directory (how :class:`galtools.runs.Run`
 ``predicts``: ``model.keras`` (or closed-form ``predict``) maps images to the task's output;
 ``generates``: ``model.keras`` maps z, (N, ``model_config["latent_dim"]``) normal noise —
 and, with ``conditions``, the condition columns scaled to [-1, 1] as a second input — to images
-in the data's units; ``scores``: ``discriminator.keras`` outputs a dict with ``"score"`` (tanh:
-the target column in [-1, 1]) and optionally ``"label"`` (logit of P(real galaxy));
+in the data's units; or the spec has ``sample`` (above), which makes the images from the run
+(its ``model.keras`` is then what that sampler steps, e.g. a denoising network);
+``scores``: ``discriminator.keras`` outputs a dict with ``"score"`` (tanh: the target column
+in [-1, 1]) and optionally ``"label"`` (logit of P(real galaxy));
 ``denoises``: ``model.keras`` maps noisy images of any size to clean ones.
 
 Networks are made only of stock Keras layers or layers registered with
@@ -64,7 +79,7 @@ from dataclasses import dataclass
 
 from galtools.params import Option
 
-TASKS = ("regression", "classification", "gan", "denoise")
+TASKS = ("regression", "classification", "gan", "diffusion", "denoise")
 KINDS = ("keras", "closed-form")
 GROUP = "galtools.models"
 
@@ -81,7 +96,8 @@ ABILITIES = {
 TRAINING_OPTIONS = (
     "data", "output", "run", "model", "init_from", "freeze_until", "val", "mix", "alpha",
     "passes", "epochs", "batch_size", "lr", "patience", "keep", "checkpoint_every", "log_every",
-    "distribute", "restart", "seed", "quiet", "verbose", "debug", "help",
+    "distribute", "precision", "tensorboard", "prefetch", "read_workers", "restart", "seed",
+    "quiet", "verbose", "debug", "help",
 )  # fmt: skip
 
 COLUMN_KINDS = ("scaled", "raw", "binary", "class", "auto")
@@ -197,7 +213,7 @@ def load_keras(path):
     quiet_tensorflow()
     import keras
 
-    from galtools.models import layers  # noqa: F401  (registers our serialisables)
+    from galtools.models import layers, unet  # noqa: F401  (registers our serialisables)
 
     return keras.models.load_model(path, safe_mode=True, compile=False)
 

@@ -2,6 +2,8 @@
 
 Written to a temporary file and renamed (never half-written); the last ``keep`` are kept.
 Loading tries the newest first and falls back to older ones when a file is unreadable.
+Among several data-parallel processes rank 0 alone writes them (the variables are replicated,
+so its copy is everyone's) and every rank reads the one rank 0 picked.
 """
 
 import json
@@ -62,8 +64,9 @@ def read(path, variables):
     return arrays, state
 
 
-def restore(directory, variables):
-    """Load the newest usable checkpoint into ``variables``; return its state or None."""
+def newest(directory, variables):
+    """(path, arrays, state) of the newest usable checkpoint, or None when there is none;
+    unreadable ones are skipped (and said), GalError when all are."""
     paths = listing(directory)
     for i, path in enumerate(paths):
         try:
@@ -75,12 +78,24 @@ def restore(directory, variables):
                 + (f"falling back to {os.path.basename(nxt)}" if nxt else "no older one")
             )
             continue
-        for v, a in zip(variables, arrays):
-            v.assign(a)
-        return state
+        return path, arrays, state
     if paths:
         raise GalError(
             f"{directory}: no usable checkpoint (all {len(paths)} corrupt); "
             "use --restart to start over"
         )
     return None
+
+
+def assign(variables, arrays):
+    for v, a in zip(variables, arrays):
+        v.assign(a)
+
+
+def restore(directory, variables):
+    """Load the newest usable checkpoint into ``variables``; return its state or None."""
+    found = newest(directory, variables)
+    if found is None:
+        return None
+    assign(variables, found[1])
+    return found[2]

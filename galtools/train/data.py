@@ -8,8 +8,13 @@ segment has ``ceil(n / batch_size)`` steps.  Because the plan is computed, resum
 ``s`` skips to it without reading anything before it.  With ``--mix FILE --alpha a`` each step
 is, with probability ``a``, drawn from FILE's own endless plan instead; the DATA plan then
 advances only on the other steps.
+
+:class:`Producer` turns the plan into ``(x, y)`` batches ahead of the training loop (a thread,
+reading threads); under data-parallel training each process takes its own part of every
+global batch of the same plan and reads only those rows.
 """
 
+import collections
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -331,40 +336,150 @@ class Plan:
             yield step, path, rows, order, seg
 
 
-class Producer:
-    """A thread that reads chunks and cuts (x, y) batches ahead of the training loop."""
+class _Readers:
+    """Open files of one thread: the two most recently used stay open."""
 
-    def __init__(self, plan, config, start=0, prefetch=4):
+    def __init__(self):
+        self.open = {}
+
+    def get(self, path):
+        reader = self.open.pop(path, None)
+        if reader is None:
+            if len(self.open) >= 2:  # many batch files: keep few handles open
+                self.open.pop(next(iter(self.open))).close()
+            reader = open_galaxies(path)
+        self.open[path] = reader  # most recently used last
+        return reader
+
+    def close(self):
+        for reader in self.open.values():
+            reader.close()
+        self.open = {}
+
+
+class Producer:
+    """The batches of a plan as ``(step, path, segment, x, y, rows)``, made ahead of the
+    training loop.
+
+    ``prefetch``: batches a background thread keeps ready (0: no thread; each batch is made in
+    the caller's thread when it is asked for).  ``part``: ``(index, count)``: this process's
+    share of every global batch under data-parallel training, positions
+    ``[index * b, (index + 1) * b)`` of the batch (``b = batch_size / count``); the process
+    then reads only those rows (``reader.take``), never the others'.  ``workers``: threads
+    reading ahead in parallel (chunks, or each batch's rows for a part), each with its own file
+    handles.  ``rows``: the file rows of the batch (of the part), in batch order.
+
+    Everything is a function of the plan: ``prefetch``, ``workers`` and the process's part
+    change what is read when, never what a step gets.
+    """
+
+    def __init__(self, plan, config, start=0, prefetch=4, part=(0, 1), workers=1):
         self.plan, self.config, self.start = plan, config, start
         self.fields = fields_needed(config)
-        self.queue = queue.Queue(maxsize=prefetch)
+        self.index, self.count = part
+        if plan.batch_size % self.count:
+            raise GalError(f"batch size {plan.batch_size} does not divide into {self.count} parts")
+        self.workers = max(1, int(workers))
+        self.prefetch = max(0, int(prefetch))
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        self._locals = threading.local()
+        self._all_readers = []
+        self._lock = threading.Lock()
+        self.thread = None
+        if self.prefetch:
+            self.queue = queue.Queue(maxsize=self.prefetch)
+            self.thread = threading.Thread(target=self._run, daemon=True)
+            self.thread.start()
 
-    def _run(self):
-        readers, cache = {}, (None, None, None)
+    # -------------------------------------------------------------------------- reading
+
+    def _reader(self, path):
+        readers = getattr(self._locals, "readers", None)
+        if readers is None:
+            readers = self._locals.readers = _Readers()
+            with self._lock:
+                self._all_readers.append(readers)
+        return readers.get(path)
+
+    def _chunk(self, key):
+        path, (lo, hi) = key
+        return self._reader(path).read(lo, hi, self.fields)
+
+    def _rows(self, path, rows):
+        return self._reader(path).take(rows, self.fields)
+
+    def _part(self, order):
+        b = len(order) // self.count
+        return order[self.index * b : (self.index + 1) * b]
+
+    def _jobs(self):
+        """(step, path, seg, rows, job) in plan order; ``job`` says what to read."""
+        for step, path, rows, order, seg in self.plan.batches(self.start):
+            if self.count > 1:
+                mine = rows[0] + self._part(order)
+                yield step, path, seg, mine, ("take", path, mine)
+            else:
+                job = ("chunk", (path, rows), seg is None, order)
+                yield step, path, seg, rows[0] + order, job
+
+    def _made(self):
+        """(step, path, seg, x, y, rows) in plan order, reading up to ``workers`` ahead."""
+        pool = None
+        if self.workers > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = ThreadPoolExecutor(self.workers, thread_name_prefix="galtools-read")
+
+        def submit(fn, *args):
+            if pool is None:
+                return _Done(fn, args)
+            return pool.submit(fn, *args)
+
+        cached = {}  # stream (main / --mix) → (key, chunk or its future)
+
+        def fetch(job):
+            if job[0] == "take":
+                return submit(self._rows, job[1], job[2])
+            _, key, stream, order = job
+            held = cached.get(stream)
+            if held is None or held[0] != key:  # a stream never returns to a chunk it left
+                held = cached[stream] = (key, submit(self._chunk, key))
+            return _Cut(held[1], order)
+
+        ahead = _window(self.plan, self.count, self.workers)
+        window = collections.deque()  # (step, path, seg, rows, pending) planned ahead
+        jobs = self._jobs()
         try:
-            for step, path, rows, order, seg in self.plan.batches(self.start):
+            while True:
+                while len(window) < ahead:
+                    job = next(jobs, None)
+                    if job is None:
+                        break
+                    window.append((*job[:4], fetch(job[4])))
+                if not window:
+                    return
+                step, path, seg, rows, pending = window.popleft()
                 if self.stop.is_set():
                     return
-                if cache[:2] != (path, rows):
-                    reader = readers.pop(path, None)
-                    if reader is None:
-                        if len(readers) >= 2:  # many batch files: keep few handles open
-                            readers.pop(next(iter(readers))).close()
-                        reader = open_galaxies(path)
-                    readers[path] = reader  # most recently used last
-                    cache = (path, rows, reader.read(rows[0], rows[1], self.fields))
-                batch = {k: v[order] for k, v in cache[2].items()}
-                x, y = xy(batch, self.config, path)
-                self._put((step, path, seg, x, y))
+                x, y = xy(pending.result(), self.config, path)
+                yield step, path, seg, x, y, rows
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    # ------------------------------------------------------------------------- delivery
+
+    def _run(self):
+        try:
+            for item in self._made():
+                if self.stop.is_set():
+                    return
+                self._put(item)
             self._put(None)
         except BaseException as exc:  # hand every failure to the training loop
             self._put(exc)
         finally:
-            for reader in readers.values():
-                reader.close()
+            self._close_readers()
 
     def _put(self, item):
         while not self.stop.is_set():
@@ -375,6 +490,12 @@ class Producer:
                 continue
 
     def __iter__(self):
+        if self.thread is None:
+            try:
+                yield from self._made()
+            finally:
+                self._close_readers()
+            return
         while True:
             item = self.queue.get()
             if item is None:
@@ -383,6 +504,47 @@ class Producer:
                 raise item
             yield item
 
+    def _close_readers(self):
+        with self._lock:
+            readers, self._all_readers = self._all_readers, []
+        for r in readers:
+            r.close()
+
     def close(self):
         self.stop.set()
-        self.thread.join(timeout=10)
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+        self._close_readers()
+
+
+def _window(plan, count, workers):
+    """Batches planned ahead: enough to keep ``workers`` chunk (or batch) reads in flight."""
+    if workers <= 1:
+        return 1
+    if count > 1:
+        return 2 * workers
+    per_chunk = max(1, plan.chunk // plan.batch_size)
+    return per_chunk * workers + 1
+
+
+class _Done:
+    """A read done at once (no worker threads), with a future's ``result()``."""
+
+    def __init__(self, fn, args):
+        self.fn, self.args, self.value, self.done = fn, args, None, False
+
+    def result(self):
+        if not self.done:
+            self.value, self.done = self.fn(*self.args), True
+        return self.value
+
+
+class _Cut:
+    """One batch of a chunk that is being read: ``result()`` → the batch's fields."""
+
+    def __init__(self, chunk, order):
+        self.chunk, self.order = chunk, order
+
+    def result(self):
+        data = self.chunk.result()
+        return {k: v[self.order] for k, v in data.items()}

@@ -49,18 +49,30 @@ def evaluate_run(run, val_path, batch_size=256):
     return metrics_of(run.config, np.concatenate(preds), np.concatenate(truth))
 
 
-def validate(model, config, val, batch_size):
-    """Validation metrics of the model being trained (nothing for GANs)."""
+def _predict_on_batch(model, x, batch_size):
+    out = []
+    for s in range(0, len(x), batch_size):
+        out.append(np.asarray(model.predict_on_batch(x[s : s + batch_size]), np.float32))
+    return np.concatenate(out)
+
+
+def validate(model, config, val, batch_size, predict=None):
+    """Validation metrics of the model being trained (nothing for GANs).
+
+    ``predict(model, x, batch_size)``: the model's outputs for ``x`` (default: batch by batch
+    with ``predict_on_batch``; data-parallel training splits each batch over its devices and
+    processes and gathers the outputs, so that every rank computes the same metrics).
+    """
     from galtools.arrayfile import open_galaxies
 
     if config["task"] not in ("regression", "classification", "denoise"):
         return {}
+    predict = predict or _predict_on_batch
     preds, truth = [], []
     with open_galaxies(val) as reader:
         for _, batch in reader.chunks(batch_size * 8, fields_needed(config)):
             x, _ = xy(batch, config, val)
-            for s in range(0, len(x), batch_size):
-                preds.append(np.asarray(model.predict_on_batch(x[s : s + batch_size])))
+            preds.append(np.asarray(predict(model, x, batch_size), np.float32))
             truth.append(_truth(batch, config))
     pred = np.concatenate(preds)
     if config["task"] == "regression":
@@ -84,7 +96,8 @@ def plateau(model, state, patience, ev, steps, lr, run_dir):
     """Halve the learning rate after ``patience`` evaluations without improvement.
 
     ``state``: {"best", "wait"} (kept in checkpoints); ``ev``: this evaluation; ``steps``: the
-    logged training records (their mean loss stands in when there is no validation figure).
+    logged training records (their mean loss stands in when there is no validation figure);
+    ``run_dir``: where the change is logged (None: not logged, e.g. on ranks other than 0).
     """
     if not patience:
         return lr
@@ -102,6 +115,7 @@ def plateau(model, state, patience, ev, steps, lr, run_dir):
         lr = lr * 0.5
         state["wait"] = 0
         set_lr(model, lr)
-        report.log(run_dir, f"plateau: learning rate → {lr:.3g}")
+        if run_dir is not None:
+            report.log(run_dir, f"plateau: learning rate → {lr:.3g}")
         detail(f"learning rate reduced to {lr:.3g}")
     return lr

@@ -8,25 +8,41 @@ and stops cleanly on a signal.
 Exit status: 0 done; 1 error; **75 (EX_TEMPFAIL) = preempted**: SIGTERM or SIGUSR1 arrived,
 the step in progress finished, a checkpoint was written, and running the same command again
 continues from it (a batch script requeues itself on 75, see examples/train_requeue.sbatch).
+
+``distribute="data"`` (:mod:`~galtools.train.distributed`) trains on every device of every
+process with Keras' DataParallel on the JAX backend: each process reads only its share of each
+global batch, rank 0 alone writes the run's files and talks, and the ranks agree after every
+step whether one of them got a signal, so that all stop at the same step.  The variable
+``GALPREP_TRACE_ROWS=DIR`` makes every rank append the file rows of each of its batches to
+``DIR/rows-RANK.jsonl`` (a check that the ranks' shares are disjoint and complete).  A model
+with a ``train_on_batch`` of its own must split batches itself and say so (``splits_batches =
+True``) to train on more than one device.
 """
 
+import contextlib
 import json
 import os
+import random
 import shutil
 import signal
+import tempfile
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from galtools import models
 from galtools.errors import GalError, InputError
 from galtools.progress import detail, progress, say
-from galtools.train import checkpoint, closed_form, report, rundir
+from galtools.settings import state as settings_state
+from galtools.train import checkpoint, closed_form, distributed, report, rundir
 from galtools.train.data import Plan, Producer, survey
 from galtools.train.evaluate import plateau, set_lr, validate
 
 PREEMPTED = 75  # EX_TEMPFAIL from sysexits.h: "try again later"
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+TRACE_ENV = "GALPREP_TRACE_ROWS"
 
 
 class Preempted(GalError):
@@ -36,7 +52,7 @@ class Preempted(GalError):
 
 
 class StopFlag:
-    """Remember SIGTERM/SIGUSR1 instead of dying; the loop checks after every batch."""
+    """Remember SIGTERM/SIGUSR1 instead of dying; the loop checks before every batch."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
@@ -56,6 +72,70 @@ class StopFlag:
     def __exit__(self, *exc):
         for sig, old in self._old.items():
             signal.signal(sig, old)
+
+
+@dataclass
+class Feed:
+    """How batches reach the model and what is recorded besides: batches prepared ahead by a
+    thread (``prefetch``, 0: none), threads reading ahead (``workers``), TensorBoard events."""
+
+    prefetch: int = 4
+    workers: int = 1
+    tensorboard: bool = False
+
+
+@contextlib.contextmanager
+def precision_policy(name):
+    """Keras' global dtype policy ``name`` inside; the caller's again afterwards."""
+    import keras
+
+    saved = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name or "float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(saved)
+
+
+@contextlib.contextmanager
+def tensorflow_hidden():
+    """Keras told that TensorFlow is not installed, on another backend and while TensorFlow is
+    not imported yet (else nothing changes).
+
+    Keras imports TensorFlow whenever it is installed to seed it (``set_random_seed``, for
+    tf.data pipelines this loop does not use) and to recognise its types while saving a
+    model, on the JAX backend too: ten seconds and chatter on stderr per process, and a
+    second framework on a GPU machine, for nothing here.
+    """
+    import sys
+
+    import keras
+
+    lazy = None
+    if keras.backend.backend() != "tensorflow" and "tensorflow" not in sys.modules:
+        try:
+            from keras.src.utils import module_utils
+
+            lazy = module_utils.tensorflow
+            saved = lazy._available
+        except (ImportError, AttributeError):
+            lazy = None
+    if lazy is None:
+        yield
+        return
+    lazy._available = False
+    try:
+        yield
+    finally:
+        lazy._available = saved
+
+
+def set_seed(seed):
+    """``keras.utils.set_random_seed`` (without importing TensorFlow on another backend)."""
+    import keras
+
+    with tensorflow_hidden():
+        keras.utils.set_random_seed(seed)
 
 
 # ---------------------------------------------------------------------------------- training
@@ -80,12 +160,26 @@ def train(
     log_every=10,
     patience=None,
     history=None,
+    distribute=None,
+    precision="float32",
+    tensorboard=False,
+    prefetch=4,
+    workers=1,
 ):
     """Train model ``model`` on DATA files into ``run_dir``; return the final metrics dict.
 
     ``opts``: the model's options by name (those its spec declares, e.g. ``target``; checked
     and converted like the command line's) and ``init_from`` / ``freeze_until``.
+    ``distribute``: None or ``"data"`` (data-parallel on the JAX backend, chosen here when
+    Keras is not imported yet; ``batch_size`` is then the global batch).  ``precision``: one
+    of :data:`PRECISIONS` (Keras' dtype policy while training; the saved networks compute in
+    float32).  ``tensorboard``: also write TensorBoard event files into ``run_dir/tensorboard``.
+    ``prefetch``, ``workers``: see :class:`~galtools.train.data.Producer`.
     """
+    distributed.use_backend(distribute)  # before Keras is imported
+    if precision not in PRECISIONS:
+        raise GalError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    launch = distributed.meet(distribute, batch_size)  # the processes meet, or one line
     models.quiet_tensorflow()
     spec = models.get(model)
     opts = rundir.model_options(spec, dict(opts or {}))
@@ -95,6 +189,12 @@ def train(
     info = survey(data)
     if mix is not None and not 0 <= alpha < 1:
         raise GalError(f"--alpha must be in [0, 1), got {alpha}")
+    keras_kind = getattr(spec, "kind", "keras") != "closed-form"
+    if distribute and not keras_kind:
+        raise GalError(
+            f"--distribute {distribute}: {spec.name} is fitted in closed form in one pass, "
+            "not trained step by step"
+        )
     training = {
         "data": data,
         "val": val,
@@ -108,6 +208,9 @@ def train(
         "keep": keep,
         "init_from": opts.get("init_from"),
         "freeze_until": opts.get("freeze_until"),
+        "precision": precision,
+        "distribute": distribute,
+        "tensorboard": bool(tensorboard),
     }
     mix_info = None
     if mix:
@@ -118,26 +221,40 @@ def train(
         val_info = survey([val], "--val")
         if val_info.image_shape != info.image_shape and spec.task != "denoise":
             raise InputError(val, f"images are {val_info.image_shape}, DATA has {info.image_shape}")
+    cluster = distributed.start(distribute, batch_size, launch)  # nothing written before
     created = not os.path.exists(run_dir)
+    quiet = settings_state.quiet
+    if not cluster.main:
+        settings_state.quiet = True  # progress and chatter on rank 0 only
     try:
-        config, resuming = rundir.prepare_run(run_dir, spec, opts, info, training, history, restart)
-        for extra in filter(None, (mix, val)):
-            rundir.check_columns(extra, config)
-        if getattr(spec, "kind", "keras") == "closed-form":
+
+        def prepare():
+            config, resuming = rundir.prepare_run(
+                run_dir, spec, opts, info, training, history, restart
+            )
+            for extra in filter(None, (mix, val)):
+                rundir.check_columns(extra, config)
+            return config, resuming
+
+        config, resuming = cluster.on_main(prepare)
+        if not keras_kind:
             return closed_form.fit(spec, config, run_dir, info, val)
         return _train_keras(
             spec, config, run_dir, info, mix_info, val, resuming, checkpoint_every, log_every,
-            patience,
+            patience, cluster, Feed(prefetch, workers, bool(tensorboard)),
         )  # fmt: skip
     except BaseException:
         # a run that this call created and that has nothing worth keeping goes away
         if (
             created
+            and cluster.main
             and os.path.isdir(run_dir)
             and not checkpoint.listing(os.path.join(run_dir, "checkpoints"))
         ):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+    finally:
+        settings_state.quiet = quiet
 
 
 def _variables(model):
@@ -176,6 +293,136 @@ def _init_from(model, source, freeze_until):
             layer.trainable = False
 
 
+def _restore(cluster, ckpt_dir, variables):
+    """The newest usable checkpoint into ``variables`` on every rank (rank 0 picks it)."""
+    if not cluster.multi:
+        return checkpoint.restore(ckpt_dir, variables)
+
+    def pick():
+        found = checkpoint.newest(ckpt_dir, variables)
+        return None if found is None else [found[0], found[2]]
+
+    chosen = cluster.on_main(pick)
+    if chosen is None:
+        return None
+    path, state = chosen
+    try:
+        arrays, _ = checkpoint.read(path, variables)  # every rank: the same file
+    except ValueError as exc:
+        raise GalError(f"{path}: unreadable on process {cluster.rank} ({exc})") from None
+    checkpoint.assign(variables, arrays)
+    return state
+
+
+def _settle(model, variables):
+    """Give every variable the form a compiled step returns it in.
+
+    Variables made under a distribution hold arrays without the mesh in their type; the
+    first step returns them with it, so the second step would be compiled again (a minute
+    for a big model on a GPU).  Passing them once through a compiled copy with their own
+    shardings makes the first step's inputs look like every later step's.
+    """
+    import jax
+
+    seen, found = set(), []
+    optimizer = getattr(model, "optimizer", None)
+    for v in [
+        *variables,
+        *model.trainable_variables,
+        *model.non_trainable_variables,
+        *(optimizer.variables if optimizer is not None else ()),
+        *getattr(model, "metrics_variables", ()),
+    ]:
+        if id(v) not in seen:
+            seen.add(id(v))
+            found.append(v)
+    values = [v.value for v in found]
+    shardings = [x.sharding for x in values]
+    copied = jax.jit(lambda xs: [x * 1 for x in xs], out_shardings=shardings)(values)
+    for v, x in zip(found, copied):
+        v.assign(x)
+
+
+def _check_splits_batches(model, spec, cluster):
+    """GalError when ``model`` cannot be trained data-parallel on the cluster's devices.
+
+    Keras' own ``train_on_batch`` turns each process's rows into its share of a global batch;
+    a model with a ``train_on_batch`` of its own (the GANs, the diffusion model) that hands its numpy batch
+    to a compiled step would give every device the same rows (no speed-up), and among several
+    processes different rows as if they were one (replicas drifting apart unseen).  Such a
+    model says it splits batches itself with a true ``splits_batches`` attribute.
+    """
+    import keras
+
+    if cluster.distribution is None or len(cluster.devices) <= 1:
+        return
+    own = getattr(type(model), "train_on_batch", None) is not keras.Model.train_on_batch
+    if own and not getattr(model, "splits_batches", False):
+        raise GalError(
+            f"--distribute data: model {spec.name} trains with a step of its own that does "
+            f"not split batches over devices; it cannot use the {len(cluster.devices)} "
+            "devices (train it without --distribute, on one device)"
+        )
+
+
+def _save_networks(spec, model, config, run_dir, cluster):
+    """``spec.save`` the trained network(s); under a mixed precision, a float32 copy of them
+    (the variables are float32 already), so that the other tools compute in float32."""
+    if (config["training"].get("precision") or "float32") == "float32":
+        with tensorflow_hidden():
+            spec.save(model, run_dir)
+        return
+    saved = random.getstate(), np.random.get_state()  # building draws seeds: keep training's
+    try:
+        with cluster.local(), precision_policy("float32"):
+            copy = spec.build(config)
+            mine, theirs = list(copy.weights), list(model.weights)
+            if [tuple(v.shape) for v in mine] != [tuple(v.shape) for v in theirs]:
+                raise GalError(f"{spec.name}: its float32 copy has other weights than the model")
+            for dst, src in zip(mine, theirs):
+                dst.assign(np.asarray(src, np.float32))
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])
+    with tensorflow_hidden():
+        spec.save(copy, run_dir)
+
+
+class _RowTrace:
+    """``GALPREP_TRACE_ROWS=DIR``: each rank's file rows of every batch, one JSON line each."""
+
+    def __init__(self, rank):
+        folder = os.environ.get(TRACE_ENV)
+        self.fh = None
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+            self.fh = open(os.path.join(folder, f"rows-{rank}.jsonl"), "a")
+
+    def add(self, step, path, rows):
+        if self.fh is not None:
+            line = {"step": step, "file": path, "rows": np.asarray(rows).tolist()}
+            self.fh.write(json.dumps(line) + "\n")
+
+    def close(self):
+        if self.fh is not None:
+            self.fh.close()
+
+
+def _describe(model, cluster, tr):
+    """What metrics.json records about where and how the steps ran."""
+    import keras
+
+    out = cluster.describe()
+    out.update(
+        backend=keras.backend.backend(),
+        precision=tr.get("precision") or "float32",
+        jit_compile=bool(getattr(model, "jit_compile", False)),
+        global_batch=tr["batch_size"],
+        process_batch=tr["batch_size"] // cluster.count,
+    )
+    return out
+
+
 def _train_keras(
     spec,
     config,
@@ -187,171 +434,347 @@ def _train_keras(
     checkpoint_every,
     log_every,
     patience,
+    cluster=None,
+    feed=None,
 ):
     """Step through the plan from the last checkpoint; evaluate, save and checkpoint after
     each segment (and every ``checkpoint_every`` steps); stop cleanly on SIGTERM/SIGUSR1."""
-    import keras
-
-    tr = config["training"]
-    plan = Plan(
-        info, tr["batch_size"], tr["passes"], tr["epochs"], tr["seed"], mix_info, tr["alpha"]
-    )
-    ckpt_dir = os.path.join(run_dir, "checkpoints")
-    metrics_path = os.path.join(run_dir, "metrics.json")
-    keras.utils.set_random_seed(tr["seed"])
-    model = spec.build(config)
-    fresh = not resuming or not checkpoint.listing(ckpt_dir)  # else weights come from there
-    _init_from(model, tr.get("init_from") if fresh else None, tr.get("freeze_until"))
-    variables = _variables(model)
-    state = checkpoint.restore(ckpt_dir, variables) if resuming else None
-    start = state["step"] if state else 0
-    metrics = _load_metrics(metrics_path, start) if state else {}
-    metrics.update(
-        model=spec.name,
-        task=config["task"],
-        total_steps=plan.total,
-        batch_size=tr["batch_size"],
-        status="running",
-    )
-    for key in ("steps", "evals", "passes"):
-        metrics.setdefault(key, [])
-    patience = patience if patience is not None else getattr(spec, "patience", None)
-    plateau_state = (state or {}).get("plateau") or {"best": None, "wait": 0}
-    lr = (state or {}).get("lr", tr["lr"])
-    set_lr(model, lr)
-    wall0 = (state or {}).get("wall", 0.0)
-    if start >= plan.total:
-        say(
-            f"{run_dir}: already trained {start} of {plan.total} steps (more --passes to go "
-            "on, --restart to start over)"
+    cluster = cluster or distributed.Cluster()
+    feed = feed or Feed()
+    with cluster.scope(), precision_policy(config["training"].get("precision")):
+        return _Steps(spec, config, run_dir, val, cluster, feed).run(
+            info, mix_info, resuming, checkpoint_every, log_every, patience
         )
-        spec.save(model, run_dir)
-        return metrics
-    if start:
-        say(f"resuming {run_dir} at step {start} of {plan.total}")
-        keras.utils.set_random_seed(tr["seed"] + start)
-    report.log(run_dir, f"{'resume' if start else 'start'} {spec.name} step {start}/{plan.total}")
-    ends = dict(plan.segment_ends())
-    pass_ends = {step: p for p, step in plan.pass_ends().items()}
-    bs = tr["batch_size"]
-    t_start, cpu_start = time.time(), time.process_time()
 
-    def wall():
-        return wall0 + time.time() - t_start
 
-    def save_ckpt(step):
-        checkpoint.save(
-            ckpt_dir,
+class _Steps:
+    """One call's training: the model, its run files (rank 0) and the step loop."""
+
+    def __init__(self, spec, config, run_dir, val, cluster, feed):
+        self.spec, self.config, self.run_dir, self.val = spec, config, run_dir, val
+        self.cluster, self.feed = cluster, feed
+        self.main = cluster.main
+        self.tr = config["training"]
+        self.ckpt_dir = os.path.join(run_dir, "checkpoints")
+        self.metrics_path = os.path.join(run_dir, "metrics.json")
+        self.failures = []  # errors of rank 0's writes, told to every rank at the next step
+        self.tb = None
+        self.scratch = None
+
+    # ------------------------------------------------------------------- rank 0's files
+
+    def write(self, fn, *args, **kw):
+        """A file write of rank 0 (nothing elsewhere), outside the distribution: creating a
+        variable under it is a collective (``model.save`` makes a throw-away optimizer) that
+        would wait for the other ranks forever, and compiles its initialisers besides.  Among
+        several processes an error is kept for the next agreement, where every rank stops
+        with it."""
+        if not self.main:
+            return
+        if not self.cluster.multi:
+            with self.cluster.local():
+                fn(*args, **kw)
+            return
+        try:
+            with self.cluster.local():  # a variable made under the distribution is collective
+                fn(*args, **kw)
+        except Exception as exc:
+            self.failures.append(exc)
+
+    def log(self, message):
+        self.write(report.log, self.run_dir, message)
+
+    def sync(self, name, error=None):
+        """Every rank waits here; when one failed (a write of rank 0, a read), all stop."""
+        failed = bool(self.failures) or error is not None
+        if not self.cluster.multi:
+            if error is not None:
+                raise error
+            return
+        votes = self.cluster.agree(int(failed))[:, 0]
+        if votes.any():
+            if error is not None:
+                raise error
+            if self.failures:
+                raise self.failures[0]
+            ranks = ", ".join(str(r) for r in np.flatnonzero(votes))
+            raise GalError(
+                f"--distribute data: process {ranks} stopped with an error at {name} "
+                "(see its message); every process stops"
+            )
+
+    def save_ckpt(self, step):
+        self.write(
+            checkpoint.save,
+            self.ckpt_dir,
             step,
-            variables,
-            {"lr": lr, "plateau": plateau_state, "wall": wall()},
-            tr["keep"],
+            self.variables,
+            {"lr": self.lr, "plateau": self.plateau_state, "wall": self.wall()},
+            self.tr["keep"],
         )
-        metrics["step"] = step
-        report.write_json(metrics_path, metrics)
+        self.metrics["step"] = step
+        self.write(report.write_json, self.metrics_path, self.metrics)
 
-    producer = Producer(plan, config, start)
-    clock = {"wait": 0.0, "step": 0.0}  # seconds waiting for batches / in train_on_batch
-    warned = False
-    acc, n_acc, counts = {}, 0, [0, 0]
-    t_rec = time.time()
-    bar = progress(total=plan.total - start, desc=f"train {spec.name}", unit="step")
-    step = start
-    try:
-        with StopFlag() as flag:
-            for step, path, seg, x, y in timed(producer, clock):
-                t_step = time.perf_counter()
-                logs = model.train_on_batch(x, y, return_dict=True)
-                clock["step"] += time.perf_counter() - t_step
-                for k, v in logs.items():
-                    acc[k] = acc.get(k, 0.0) + float(v)
-                n_acc += 1
-                counts[seg is None] += 1
-                done = step + 1
-                bar.update(1)
-                seg_end = ends.get(done)
-                if done % log_every == 0 or seg_end or done == plan.total:
-                    now = time.time()
-                    rec = {
-                        "step": done,
-                        "batch_file": path,
-                        "wall": round(wall(), 3),
-                        "cpu_s": round(time.process_time() - cpu_start, 3),
-                        "images_per_s": round(n_acc * bs / max(now - t_rec, 1e-9), 2),
-                        "main_batches": counts[0],
-                        "mix_batches": counts[1],
-                        "lr": lr,
-                        "data_wait_s": round(clock["wait"] / n_acc, 6),
-                        "step_s": round(clock["step"] / n_acc, 6),
-                    }
-                    if clock["wait"] > 0.1 * clock["step"] and not warned:
-                        warned = True  # once per invocation: the log stays readable
-                        report.log(
-                            run_dir,
-                            f"warning: steps {done - n_acc + 1}-{done} waited "
-                            f"{clock['wait']:.3g} s for data against {clock['step']:.3g} s "
-                            "of training (> 10 %): the input pipeline limits speed",
-                        )
-                    if seg is not None:
-                        rec.update({"pass": seg[0], "file": seg[1], "epoch": seg[2]})
-                    rec.update({k: v / n_acc for k, v in acc.items()})
-                    metrics["steps"].append(rec)
-                    if not np.isfinite(rec.get("loss", 0.0)):
-                        raise GalError(
-                            f"loss became {rec['loss']} at step {done} (try a smaller --lr)"
-                        )
-                    detail(f"step {done}/{plan.total} loss {rec.get('loss', float('nan')):.4g}")
-                    report.log(run_dir, f"step {done} loss {rec.get('loss', float('nan')):.5g}")
-                    acc, n_acc, counts, t_rec = {}, 0, [0, 0], time.time()
-                    clock.update(wait=0.0, step=0.0)
-                if seg_end:
-                    ev = {
-                        "step": done,
-                        "pass": seg_end[0],
-                        "file": seg_end[1],
-                        "epoch": seg_end[2],
-                        "wall": round(wall(), 3),
-                    }
-                    if val:
-                        ev.update(validate(model, config, val, bs))
-                    metrics["evals"].append(ev)
-                    lr = plateau(model, plateau_state, patience, ev, metrics["steps"], lr, run_dir)
-                    if done in pass_ends:
-                        p = pass_ends[done]
-                        metrics["passes"].append({"pass": p, "step": done, "wall": ev["wall"]})
-                        _samples(model, spec, config, run_dir, p)
-                        spec.save(model, run_dir)
-                        say(
-                            f"pass {p + 1}/{tr['passes']} done (step {done}/{plan.total})"
-                            + "".join(
-                                f", {k} {v:.4g}" for k, v in ev.items() if k.startswith("val_")
-                            )
-                        )
-                    save_ckpt(done)
-                elif checkpoint_every and done % checkpoint_every == 0:
-                    save_ckpt(done)
-                if flag.signum is not None and done < plan.total:
-                    save_ckpt(done)
-                    metrics["status"] = "preempted"
-                    report.write_json(metrics_path, metrics)
-                    name = signal.Signals(flag.signum).name
-                    report.log(run_dir, f"{name}: checkpoint at step {done}; exit {PREEMPTED}")
-                    raise Preempted(
-                        f"{name} at step {done}/{plan.total}: checkpoint saved in "
-                        f"{run_dir}; run the same command to continue "
-                        f"(exit {PREEMPTED})"
+    def save_networks(self):
+        self.write(_save_networks, self.spec, self.model, self.config, self.run_dir, self.cluster)
+
+    def samples(self, p):
+        """The pass's montage of a generating model: every rank computes it (a collective
+        under a distribution), rank 0 keeps it."""
+        if self.main:
+            _samples(self.model, self.spec, self.config, self.run_dir, p)
+        else:
+            self.scratch = self.scratch or tempfile.mkdtemp(prefix="galtools-samples-")
+            _samples(self.model, self.spec, self.config, self.scratch, p)
+        path = os.path.join(self.run_dir, "samples", f"pass-{p + 1:03d}.png")
+        if self.tb is not None and os.path.isfile(path):
+            with open(path, "rb") as fh:
+                png = fh.read()
+            self.write(self.tb.image, self.done, "samples", png)
+
+    # ---------------------------------------------------------------------------- setup
+
+    def wall(self):
+        return self.wall0 + time.time() - self.t_start
+
+    def setup(self, info, mix_info, resuming, patience):
+        tr, cluster = self.tr, self.cluster
+        self.plan = Plan(
+            info, tr["batch_size"], tr["passes"], tr["epochs"], tr["seed"], mix_info, tr["alpha"]
+        )
+        set_seed(tr["seed"])
+        self.model = model = self.spec.build(self.config)
+        _check_splits_batches(model, self.spec, cluster)
+        has_ckpt = resuming and cluster.on_main(lambda: bool(checkpoint.listing(self.ckpt_dir)))
+        _init_from(model, None if has_ckpt else tr.get("init_from"), tr.get("freeze_until"))
+        self.variables = _variables(model)
+        state = _restore(cluster, self.ckpt_dir, self.variables) if resuming else None
+        self.start = state["step"] if state else 0
+        metrics = cluster.on_main(
+            lambda: _load_metrics(self.metrics_path, self.start) if state else {}
+        )
+        metrics.update(
+            model=self.spec.name,
+            task=self.config["task"],
+            total_steps=self.plan.total,
+            batch_size=tr["batch_size"],
+            status="running",
+            **_describe(model, cluster, tr),
+        )
+        for key in ("steps", "evals", "passes"):
+            metrics.setdefault(key, [])
+        self.metrics = metrics
+        self.patience = patience if patience is not None else getattr(self.spec, "patience", None)
+        self.plateau_state = (state or {}).get("plateau") or {"best": None, "wait": 0}
+        self.lr = (state or {}).get("lr", tr["lr"])
+        set_lr(model, self.lr)
+        if cluster.distribution is not None:
+            _settle(model, self.variables)  # after the last assignment (set_lr's)
+        self.wall0 = (state or {}).get("wall", 0.0)
+        self.t_start = time.time()
+        self.done = self.start
+        if self.start and self.start < self.plan.total:
+            set_seed(tr["seed"] + self.start)
+
+    # ----------------------------------------------------------------------------- run
+
+    def run(self, info, mix_info, resuming, checkpoint_every, log_every, patience):
+        self.setup(info, mix_info, resuming, patience)
+        plan, spec, run_dir = self.plan, self.spec, self.run_dir
+        if self.start >= plan.total:
+            say(
+                f"{run_dir}: already trained {self.start} of {plan.total} steps (more --passes "
+                "to go on, --restart to start over)"
+            )
+            self.save_networks()
+            self.sync("the end")
+            return self.metrics
+        if self.start:
+            say(f"resuming {run_dir} at step {self.start} of {plan.total}")
+        what = f"{'resume' if self.start else 'start'} {spec.name} step {self.start}/{plan.total}"
+        if self.cluster.mode:
+            d = self.metrics
+            what += f" on {d['devices']} {'/'.join(d['device_kinds'] or [])} devices"
+            what += f", {d['processes']} process{'es' if d['processes'] > 1 else ''}"
+        self.log(what)
+        if self.feed.tensorboard and self.main:
+            from galtools.train.events import EventWriter
+
+            self.tb = EventWriter(os.path.join(run_dir, "tensorboard"))
+            self.tb.start(self.start)
+        trace = _RowTrace(self.cluster.rank)
+        producer = Producer(
+            plan,
+            self.config,
+            self.start,
+            prefetch=self.feed.prefetch,
+            part=self.cluster.part,
+            workers=self.feed.workers,
+        )
+        bar = progress(total=plan.total - self.start, desc=f"train {spec.name}", unit="step")
+        try:
+            with StopFlag() as flag:
+                self.loop(producer, flag, bar, trace, checkpoint_every, log_every)
+        finally:
+            producer.close()
+            bar.close()
+            trace.close()
+            if self.tb is not None:
+                self.tb.close()
+            if self.scratch:
+                shutil.rmtree(self.scratch, ignore_errors=True)
+        self.save_networks()
+        self.metrics["status"] = "finished"
+        self.metrics["step"] = plan.total
+        self.metrics["wall"] = round(self.wall(), 3)
+        self.write(report.write_json, self.metrics_path, self.metrics)
+        self.write(report.plot_curves, os.path.join(run_dir, "curves.png"), self.metrics)
+        self.log(f"finished {plan.total} steps in {self.metrics['wall']:.1f} s")
+        self.sync("the end")  # every rank returns once the run's files are there
+        return self.metrics
+
+    def stop_votes(self, flag, error):
+        """(signal number or 0, failed) agreed by every rank before a step."""
+        failed = error is not None or bool(self.failures)
+        if not self.cluster.multi:
+            return flag.signum or 0, failed
+        votes = self.cluster.agree(flag.signum or 0, int(failed))
+        signums = [int(s) for s in votes[:, 0] if s]
+        return (signums[0] if signums else 0), bool(votes[:, 1].any())
+
+    def preempt(self, signum):
+        done, total = self.done, self.plan.total
+        self.save_ckpt(done)
+        self.metrics["status"] = "preempted"
+        self.write(report.write_json, self.metrics_path, self.metrics)
+        name = signal.Signals(signum).name
+        self.log(f"{name}: checkpoint at step {done}; exit {PREEMPTED}")
+        self.sync("the preemption checkpoint")  # nobody leaves before it is written
+        raise Preempted(
+            f"{name} at step {done}/{total}: checkpoint saved in {self.run_dir}; "
+            f"run the same command to continue (exit {PREEMPTED})"
+        )
+
+    def loop(self, producer, flag, bar, trace, checkpoint_every, log_every):
+        plan, tr, model = self.plan, self.tr, self.model
+        ends = dict(plan.segment_ends())
+        pass_ends = {step: p for p, step in plan.pass_ends().items()}
+        bs = tr["batch_size"]
+        cpu_start = time.process_time()
+        clock = {"wait": 0.0, "step": 0.0}  # seconds waiting for batches / in train_on_batch
+        warned = False
+        acc, n_acc, counts = {}, 0, [0, 0]
+        t_rec = time.time()
+        batches = timed(producer, clock)
+        while True:
+            error = None
+            try:
+                item = next(batches)
+            except StopIteration:
+                break
+            except Exception as exc:
+                if not self.cluster.multi:
+                    raise
+                item, error = None, exc  # every rank must learn of it before the next step
+            signum, failed = self.stop_votes(flag, error)
+            if failed:
+                self.sync("a step", error)
+            if signum and self.done < plan.total:
+                self.preempt(signum)
+            step, path, seg, x, y, rows = item
+            trace.add(step, path, rows)
+            t_step = time.perf_counter()
+            logs = model.train_on_batch(x, y, return_dict=True)
+            clock["step"] += time.perf_counter() - t_step
+            for k, v in logs.items():
+                acc[k] = acc.get(k, 0.0) + float(v)
+            n_acc += 1
+            counts[seg is None] += 1
+            self.done = done = step + 1
+            bar.update(1)
+            seg_end = ends.get(done)
+            if done % log_every == 0 or seg_end or done == plan.total:
+                now = time.time()
+                rec = {
+                    "step": done,
+                    "batch_file": path,
+                    "wall": round(self.wall(), 3),
+                    "cpu_s": round(time.process_time() - cpu_start, 3),
+                    "images_per_s": round(n_acc * bs / max(now - t_rec, 1e-9), 2),
+                    "main_batches": counts[0],
+                    "mix_batches": counts[1],
+                    "lr": self.lr,
+                    "data_wait_s": round(clock["wait"] / n_acc, 6),
+                    "step_s": round(clock["step"] / n_acc, 6),
+                }
+                if clock["wait"] > 0.1 * clock["step"] and not warned:
+                    warned = True  # once per invocation: the log stays readable
+                    self.log(
+                        f"warning: steps {done - n_acc + 1}-{done} waited "
+                        f"{clock['wait']:.3g} s for data against {clock['step']:.3g} s "
+                        "of training (> 10 %): the input pipeline limits speed"
                     )
-    finally:
-        producer.close()
-        bar.close()
-    spec.save(model, run_dir)
-    metrics["status"] = "finished"
-    metrics["step"] = plan.total
-    metrics["wall"] = round(wall(), 3)
-    report.write_json(metrics_path, metrics)
-    report.plot_curves(os.path.join(run_dir, "curves.png"), metrics)
-    report.log(run_dir, f"finished {plan.total} steps in {metrics['wall']:.1f} s")
-    return metrics
+                if seg is not None:
+                    rec.update({"pass": seg[0], "file": seg[1], "epoch": seg[2]})
+                rec.update({k: v / n_acc for k, v in acc.items()})
+                self.metrics["steps"].append(rec)
+                if not np.isfinite(rec.get("loss", 0.0)):
+                    raise GalError(f"loss became {rec['loss']} at step {done} (try a smaller --lr)")
+                detail(f"step {done}/{plan.total} loss {rec.get('loss', float('nan')):.4g}")
+                self.log(f"step {done} loss {rec.get('loss', float('nan')):.5g}")
+                if self.tb is not None:
+                    busy = clock["wait"] + clock["step"]
+                    scalars = {f"train/{k}": v / n_acc for k, v in acc.items()}
+                    scalars.update(
+                        lr=self.lr,
+                        data_wait_fraction=clock["wait"] / busy if busy > 0 else 0.0,
+                        images_per_s=rec["images_per_s"],
+                    )
+                    self.write(self.tb.scalars, done, scalars)
+                acc, n_acc, counts, t_rec = {}, 0, [0, 0], time.time()
+                clock.update(wait=0.0, step=0.0)
+            if seg_end:
+                self.segment_end(done, seg_end, pass_ends)
+            elif checkpoint_every and done % checkpoint_every == 0:
+                self.save_ckpt(done)
+
+    def segment_end(self, done, seg_end, pass_ends):
+        ev = {
+            "step": done,
+            "pass": seg_end[0],
+            "file": seg_end[1],
+            "epoch": seg_end[2],
+            "wall": round(self.wall(), 3),
+        }
+        if self.val:
+            ev.update(
+                validate(
+                    self.model, self.config, self.val, self.tr["batch_size"], self.cluster.predict
+                )
+            )
+        self.metrics["evals"].append(ev)
+        if self.tb is not None:
+            scalars = {f"val/{k[4:]}": v for k, v in ev.items() if k.startswith("val_")}
+            self.write(self.tb.scalars, done, scalars)
+        self.lr = plateau(
+            self.model,
+            self.plateau_state,
+            self.patience,
+            ev,
+            self.metrics["steps"],
+            self.lr,
+            self.run_dir if self.main else None,
+        )
+        if done in pass_ends:
+            p = pass_ends[done]
+            self.metrics["passes"].append({"pass": p, "step": done, "wall": ev["wall"]})
+            self.samples(p)
+            self.save_networks()
+            say(
+                f"pass {p + 1}/{self.tr['passes']} done (step {done}/{self.plan.total})"
+                + "".join(f", {k} {v:.4g}" for k, v in ev.items() if k.startswith("val_"))
+            )
+        self.save_ckpt(done)
 
 
 def timed(batches, clock):
@@ -368,18 +791,23 @@ def timed(batches, clock):
 
 
 def _samples(model, spec, config, run_dir, p):
-    """A montage of 16 generated stamps (fixed noise) after each pass of a generating model."""
+    """A montage of 16 generated stamps (fixed noise) after each pass of a generating model;
+    a spec that samples itself provides them (``spec.preview(model, config, 16)``)."""
     if "generates" not in spec.abilities:
         return
     from galtools.montage import save_montage
 
-    rng = np.random.default_rng(config["training"]["seed"])
-    z = rng.normal(size=(16, config["model_config"]["latent_dim"])).astype(np.float32)
-    inputs = z
-    if config.get("conditions"):
-        grid = np.linspace(-1, 1, 4, dtype=np.float32)[:, None]
-        inputs = [z, np.tile(grid, (4, len(config["conditions"])))]
-    images = np.asarray(model.generator.predict_on_batch(inputs))
+    preview = getattr(spec, "preview", None)
+    if callable(preview):
+        images = np.asarray(preview(model, config, 16))
+    else:
+        rng = np.random.default_rng(config["training"]["seed"])
+        z = rng.normal(size=(16, config["model_config"]["latent_dim"])).astype(np.float32)
+        inputs = z
+        if config.get("conditions"):
+            grid = np.linspace(-1, 1, 4, dtype=np.float32)[:, None]
+            inputs = [z, np.tile(grid, (4, len(config["conditions"])))]
+        images = np.asarray(model.generator.predict_on_batch(inputs))
     os.makedirs(os.path.join(run_dir, "samples"), exist_ok=True)
     save_montage(os.path.join(run_dir, "samples", f"pass-{p + 1:03d}.png"), images, columns=4)
 

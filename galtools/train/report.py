@@ -35,6 +35,8 @@ def plot_curves(path, metrics):
         "mix_batches",
         "lr",
         "cpu_s",
+        "data_wait_s",
+        "step_s",
     }
     fig = Figure(figsize=(11 if evals else 6, 4))
     axes = fig.subplots(1, 2 if evals else 1, squeeze=False)

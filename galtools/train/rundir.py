@@ -23,9 +23,12 @@ RUN_FILES = (
     "train.log",
     "checkpoints",
     "samples",
+    "tensorboard",
 )
 # the training settings that must match to continue a run (others may change between calls)
-RESUME_KEYS = ("data", "batch_size", "seed", "mix", "alpha", "freeze_until")
+RESUME_KEYS = ("data", "batch_size", "seed", "mix", "alpha", "freeze_until", "precision")
+# what a run made before a resume key existed was trained with
+RESUME_DEFAULTS = {"precision": "float32"}
 # options of every keras model, handled by the training loop rather than by the model
 LOOP_OPTIONS = ("init_from", "freeze_until")
 
@@ -249,12 +252,16 @@ def check_resume(config, spec, training, info, run_dir):
             f"{run_dir}: holds a '{config['model']}' run, not '{spec.name}' "
             "(use --restart to replace it, or another -o)"
         )
+    if callable(getattr(spec, "check_resume", None)):  # e.g. a run of an older architecture
+        spec.check_resume(config, run_dir)
     old = config["training"]
     for key in RESUME_KEYS:
-        if old.get(key) != training.get(key):
+        before = old.get(key, RESUME_DEFAULTS.get(key))
+        now = training.get(key, RESUME_DEFAULTS.get(key))
+        if before != now:
             raise GalError(
-                f"{run_dir}: was trained with {key}={old.get(key)!r}, now "
-                f"{training.get(key)!r} (use --restart to start over)"
+                f"{run_dir}: was trained with {key}={before!r}, now {now!r} "
+                "(use --restart to start over)"
             )
     shape = config["input_shape"]
     if shape is not None and tuple(shape) != tuple(info.image_shape):
