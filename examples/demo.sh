@@ -16,7 +16,7 @@ N_TRAIN=${N_TRAIN:-$((4000 * SCALE))}        # simulated disks for the inclinati
 N_HELD=${N_HELD:-$((600 * SCALE))}          # held-out disks (another seed)
 N_KINDS=${N_KINDS:-$((2000 * SCALE))}        # mixed kinds for the classifier and GANs
 PASSES=$((8 * SCALE))
-GAN_EPOCHS=${GAN_EPOCHS:-6}      # cgan epochs over the 3200 training disks
+GAN_EPOCHS=${GAN_EPOCHS:-10}     # cgan epochs over the 3200 training disks
 DDPM_EPOCHS=${DDPM_EPOCHS:-10}   # diffusion model epochs
 export PYTHONWARNINGS=ignore TF_CPP_MIN_LOG_LEVEL=3
 
@@ -92,8 +92,8 @@ run galprep score "$D/runs/classifier" "$D/prep/kinds/test_000.h5" --truth kind 
 step "5. Train a conditional GAN and a diffusion model; judge them against real vs real"
 COND=inclination,flux     # conditions: a shape parameter and a flux-like one
 TRAIN="$D/prep/split/train_000.h5" TEST="$D/prep/split/test_000.h5"
-run galprep train-batch "$TRAIN" --model cgan --condition "$COND" \
-    --epochs $((GAN_EPOCHS * SCALE)) --batch-size 64 --seed 0 -q -o "$D/runs/cgan"
+run galprep train-batch "$TRAIN" --model cgan --condition "$COND" --width 32 --lr 2e-4 \
+    --epochs $((GAN_EPOCHS * SCALE)) --batch-size 32 --seed 0 -q -o "$D/runs/cgan"
 run galprep train-batch "$TRAIN" --model ddpm --condition "$COND" \
     --epochs $((DDPM_EPOCHS * SCALE)) --batch-size 32 --seed 0 -q -o "$D/runs/ddpm"
 for G in cgan ddpm; do
@@ -118,19 +118,13 @@ run galprep show "$TEST" "$D/results/generated_cgan.h5" "$D/results/generated_dd
 
 # ------------------------------------------------------------------ 6. denoising
 step "6. Degrade, train denoisers; α of generated galaxies mixed in; robustness table"
-run galprep degrade "$TRAIN" --psf gaussian:sigma=1 --noise 0.02 --seed 0 -q \
-    -o "$D/prep/pairs_sim.h5"
-run galprep degrade "$TEST" --psf gaussian:sigma=1 --noise 0.02 --seed 2 -q \
-    -o "$D/prep/pairs_test.h5"
-run galprep train-batch "$D/prep/pairs_sim.h5" --model resnet-denoiser \
-    --epochs $((2 * SCALE)) --batch-size 32 --seed 0 -q -o "$D/runs/denoiser"
-run galprep denoise "$D/runs/denoiser" "$D/prep/pairs_test.h5" \
+# generated galaxies used downstream (Holzschuh et al. 2022), reduced: α ∈ {0, 0.5, 1} of
+# the diffusion model's galaxies (those of step 5) mixed into the simulated pairs, 2 seeds each
+run env SEEDS="0 1" EPOCHS=$((2 * SCALE)) GENERATED="$D/results/generated_ddpm.h5" \
+    bash examples/denoise_with_generated.sh "$D/runs/ddpm" "$TRAIN" "$TEST" "$D/alpha"
+run galprep denoise "$D/alpha/runs/alpha0_s0" "$D/alpha/pairs/test.h5" \
     --report "$D/results/denoise.json" -q -o "$D/results/denoised.h5"
 run galprep show "$D/results/denoised.h5" -n 16 -o "$D/pictures/denoised.png"
-# generated galaxies used downstream (Holzschuh et al. 2022), reduced: α ∈ {0, 0.5, 1} of
-# diffusion-model galaxies mixed into the simulated pairs, 2 seeds each, 1 pass of 2 epochs
-SEEDS="0 1" EPOCHS=$((2 * SCALE)) N_GEN=$((800 * SCALE)) LIMIT=400 \
-    run bash examples/denoise_with_generated.sh "$D/runs/ddpm" "$TRAIN" "$TEST" "$D/alpha"
 
 # ------------------------------------------------------------------ 7. report
 step "7. Report"
@@ -228,7 +222,7 @@ PY
   echo "Montages: ![cgan](pictures/cgan.png) ![ddpm](pictures/ddpm.png); plots: [metrics_cgan/](pictures/metrics_cgan/), [metrics_ddpm/](pictures/metrics_ddpm/), [metrics_real_vs_real/](pictures/metrics_real_vs_real/)"
   echo
   echo "## 6. Denoising"
-  echo "MSE before $(json "$D/results/denoise.json" before.mse), after $(json "$D/results/denoise.json" after.mse) (PSNR $(json "$D/results/denoise.json" before.psnr) → $(json "$D/results/denoise.json" after.psnr) dB) on degraded held-out simulated disks."
+  echo "MSE before $(json "$D/results/denoise.json" before.mse), after $(json "$D/results/denoise.json" after.mse) (PSNR $(json "$D/results/denoise.json" before.psnr) → $(json "$D/results/denoise.json" after.psnr) dB) on degraded test disks (run `alpha/runs/alpha0_s0`)."
   echo
   echo "Generated galaxies used downstream (reduced version of examples/denoise_with_generated.sh):"
   echo "denoisers trained on simulated pairs with a share α of diffusion-model galaxies, 2 seeds"

@@ -11,7 +11,8 @@
 # TRAIN.h5       clean simulated galaxies (the simulated training set)
 # TEST.h5        clean galaxies to evaluate on (degraded here with another seed)
 # Settings (environment): SEEDS="0 1 2", EPOCHS=4, N_GEN (default: as many as TRAIN.h5),
-# PSF="gaussian:sigma=1", NOISE=0.02, STEPS (diffusion sampler steps), LIMIT (test images).
+# PSF="gaussian:sigma=1", NOISE=0.02, STEPS (diffusion sampler steps), LIMIT (test images),
+# GENERATED (a file of galaxies GENERATOR_RUN already made: used instead of sampling anew).
 #
 # α=0 trains on the simulated pairs only, α=0.5 mixes generated pairs in with
 # `train-batch --mix --alpha 0.5` (half of the batches, for EPOCHS/2 epochs), α=1 trains on
@@ -36,6 +37,10 @@ mkdir -p "$OUT"/{pairs,runs}
 run() { printf '$ %s\n' "$*"; "$@"; }
 
 N_TRAIN=$(galprep info "$TRAIN" --json --no-scan | python3 -c 'import json,sys; print(json.load(sys.stdin)["n"])')
+if [ -n "${GENERATED:-}" ]; then
+  ln -sf "$(cd "$(dirname "$GENERATED")" && pwd)/$(basename "$GENERATED")" "$OUT/generated.h5"
+  N_GEN=$(galprep info "$GENERATED" --json --no-scan | python3 -c 'import json,sys; print(json.load(sys.stdin)["n"])')
+fi
 N_GEN=${N_GEN:-$N_TRAIN}
 GEN_ARGS=(-n "$N_GEN" --seed 7 -q)
 if python3 -c 'import json,sys; sys.exit(not json.load(open(sys.argv[1]))["conditions"])' \
