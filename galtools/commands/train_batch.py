@@ -119,6 +119,9 @@ class ModelCommand(click.Command):
             if getattr(spec, "patience", None):
                 formatter.write_paragraph()
                 formatter.write_text(f"Default --patience: {spec.patience}.")
+            if getattr(spec, "lr", None):
+                formatter.write_paragraph()
+                formatter.write_text(f"Default --lr: {spec.lr:g}.")
 
     @staticmethod
     def _format_models(formatter):
@@ -191,9 +194,7 @@ class ModelCommand(click.Command):
 @click.option(
     "--lr",
     type=click.FloatRange(min=0, min_open=True),
-    default=1e-3,
-    show_default=True,
-    help="Learning rate.",
+    help="Learning rate (default: the model's own, listed by --model NAME --help; else 1e-3).",
 )
 @click.option(
     "--patience",

@@ -41,6 +41,7 @@ from galtools.train.data import Plan, Producer, survey
 from galtools.train.evaluate import plateau, set_lr, validate
 
 PREEMPTED = 75  # EX_TEMPFAIL from sysexits.h: "try again later"
+DEFAULT_LR = 1e-3  # --lr of a model that has no ``lr`` of its own
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 TRACE_ENV = "GALPREP_TRACE_ROWS"
 
@@ -152,7 +153,7 @@ def train(
     passes=1,
     epochs=1,
     batch_size=32,
-    lr=1e-3,
+    lr=None,
     seed=0,
     restart=False,
     keep=3,
@@ -183,6 +184,7 @@ def train(
     models.quiet_tensorflow()
     spec = models.get(model)
     opts = rundir.model_options(spec, dict(opts or {}))
+    lr = lr if lr is not None else float(getattr(spec, "lr", None) or DEFAULT_LR)
     data = [os.fspath(p) for p in data]
     if "-" in data + [val, mix]:
         raise GalError("train-batch reads its inputs several times: give files, not '-'")
@@ -347,10 +349,10 @@ def _check_splits_batches(model, spec, cluster):
     """GalError when ``model`` cannot be trained data-parallel on the cluster's devices.
 
     Keras' own ``train_on_batch`` turns each process's rows into its share of a global batch;
-    a model with a ``train_on_batch`` of its own (the GANs, the diffusion model) that hands its numpy batch
-    to a compiled step would give every device the same rows (no speed-up), and among several
-    processes different rows as if they were one (replicas drifting apart unseen).  Such a
-    model says it splits batches itself with a true ``splits_batches`` attribute.
+    a model with a ``train_on_batch`` of its own (the GANs, the diffusion model) that hands
+    its numpy batch to a compiled step would give every device the same rows (no speed-up),
+    and among several processes different rows as if they were one (replicas drifting apart
+    unseen).  Such a model says it splits batches itself with a true ``splits_batches`` attribute.
     """
     import keras
 
