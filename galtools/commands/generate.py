@@ -51,8 +51,8 @@ from galtools import options
     "--guidance",
     type=float,
     metavar="W",
-    help="Diffusion runs with conditions: classifier-free guidance weight (default 1: plain "
-    "conditional sampling; 0: unconditional; 2-3: stronger conditioning, twice the time).",
+    help="Diffusion runs with conditions: classifier-free guidance weight (default: the "
+    "run's, 2; 1: plain conditional sampling, half the time; 0: unconditional).",
 )
 @click.option(
     "--batch-size",

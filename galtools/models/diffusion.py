@@ -6,11 +6,11 @@ asinh stretch (``u = (asinh((x - offset) / soft) - mu) / sd``, constants measure
 training data and stored in ``model_config["scaling"]``); a diffusion time ``t ~ U(0, 1)``
 and noise ``e`` give ``z = α u + σ e`` on the cosine schedule (``α = cos(πt/2)``,
 ``σ = sin(πt/2)``; the times of a batch stratified over [0, 1]); the network predicts
-``v = α e - σ u`` (v-prediction, mean squared error, whose weight on the clean image's error,
-SNR + 1, is capped at ``--min-snr`` + 1 so that the least noisy levels, where only pixel noise
-is left to learn, do not dominate).  With conditions, each row's condition is dropped with
-probability ``--cond-drop`` (a learned "no condition" embedding takes its place), which is
-what classifier-free guidance needs.  An exponential moving average of the weights
+``v = α e - σ u`` (v-prediction, mean squared error weighted per noise level by
+min(SNR, γ)/(SNR + 1), "min-SNR-γ" with γ = ``--min-snr``: measured on the demo disks, the
+plain v-loss left the generated disks too round).  With conditions, each row's condition
+is dropped with probability ``--cond-drop`` (a learned "no condition" embedding takes its
+place), which is what classifier-free guidance needs.  An exponential moving average of the weights
 (``--ema``) is kept beside them; it is what ``model.keras`` holds and what ``generate``
 samples.  The step is compiled on the TensorFlow backend (``tf.GradientTape``) and on JAX
 (``stateless_call`` + ``jax.value_and_grad`` + ``optimizer.stateless_apply``); checkpoints
@@ -21,7 +21,8 @@ Sampling (``galprep generate``; :func:`ddim`): deterministic DDIM (η = 0) in ``
 uniform time steps from pure noise, the prediction of the clean image clipped to the
 training data's range at every step; with ``--guidance w`` the prediction is
 ``v_uncond + w (v_cond - v_uncond)`` (1: plain conditional sampling, one network call per
-step; 0: unconditional; > 1: stronger conditioning, two calls per step).  The initial noise
+step; 0: unconditional; > 1: stronger conditioning, two calls per step; default 2, recorded
+in the run's ``model_config["sampler"]``).  The initial noise
 comes from ``--seed`` (NumPy), so the same seed, steps, guidance and batch size give the same
 images.
 """
@@ -35,6 +36,7 @@ from galtools.models import Column, ModelSpec, save_keras
 from galtools.params import Option
 
 DEFAULT_STEPS = 40
+DEFAULT_GUIDANCE = 2.0  # of a conditional run: measured on the demo disks, better than 1
 SAMPLE_SAMPLE = 1024  # images read to measure the pixel scaling
 
 OPTIONS = (
@@ -73,8 +75,8 @@ OPTIONS = (
     ),
     Option(
         "min_snr",
-        "Cap the loss weight of the clean image's error at G + 1 (plain v-loss: SNR + 1; "
-        "0: no cap).",
+        "Weigh each noise level's loss by min(SNR, G)/(SNR + 1) (min-SNR-γ; 0: plain "
+        "v-loss, which leaves generated disks too round).",
         kind="float",
         default=5.0,
         minimum=0.0,
@@ -100,8 +102,8 @@ SAMPLE_OPTIONS = (
     ),
     Option(
         "guidance",
-        "Classifier-free guidance weight of a conditional run (default 1: plain conditional; "
-        "0: unconditional).",
+        f"Classifier-free guidance weight of a conditional run (default {DEFAULT_GUIDANCE:g}; "
+        "1: plain conditional, 0: unconditional).",
         kind="float",
         minimum=0.0,
         metavar="W",
@@ -298,11 +300,11 @@ def make_diffusion_class():
             s = ops.reshape(ops.sin(0.5 * math.pi * t), (-1, 1, 1, 1))
             z = a * u + s * eps
             target = a * eps - s * u
-            # the v-loss weighs the clean image's error by SNR + 1; cap it at γ + 1 (less
-            # weight on the finest, least noisy levels): min(1, (γ + 1) σ²)  (1/σ² = SNR + 1)
+            # min-SNR-γ: the clean image's error weighted by min(SNR, γ) (plain v-loss:
+            # SNR + 1), i.e. the v-loss by min(SNR, γ) / (SNR + 1) = min(α², γ σ²)
             weight = ops.ones_like(t)
             if self.min_snr > 0:
-                weight = ops.minimum(1.0, (self.min_snr + 1.0) * s[:, 0, 0] ** 2)
+                weight = ops.minimum(a[:, 0, 0] ** 2, self.min_snr * s[:, 0, 0] ** 2)
             inputs = [z, t]
             if self.conditional:
                 drop = keras.random.uniform((n, 1), seed=self.noise) < self.cond_drop
@@ -418,7 +420,8 @@ class DiffusionSpec(ModelSpec):
             "prediction": "v",
             "schedule": "cosine",
             "scaling": measure_scaling(info.paths[0]),
-            "sampler": {"name": "ddim", "steps": DEFAULT_STEPS},
+            "sampler": {"name": "ddim", "steps": DEFAULT_STEPS}
+            | ({"guidance": DEFAULT_GUIDANCE} if options.get("condition") else {}),
         }
 
     def build(self, config):
@@ -459,8 +462,9 @@ class DiffusionSpec(ModelSpec):
         """``n`` images (data units) from the run's averaged U-Net; ``conditions``: (n, K)
         scaled to [-1, 1] (None for an unconditional run)."""
         mc = run.config["model_config"]
-        steps = int(steps or mc.get("sampler", {}).get("steps", DEFAULT_STEPS))
-        guidance = 1.0 if guidance is None else float(guidance)
+        defaults = mc.get("sampler") or {}
+        steps = int(steps or defaults.get("steps", DEFAULT_STEPS))
+        guidance = float(defaults.get("guidance", 1.0) if guidance is None else guidance)
         shape = tuple(run.config["input_shape"])
         z = np.random.default_rng(seed).standard_normal((int(n),) + shape)
         net = run.keras_model()
@@ -477,7 +481,9 @@ class DiffusionSpec(ModelSpec):
             side = max(1, int(round(math.sqrt(count))))
             grid = np.linspace(-1, 1, side, dtype=np.float32)
             cond = np.tile(np.repeat(grid, -(-count // side))[:count, None], (1, k))
-        return sample_images(model.ema, config, z, cond, DEFAULT_STEPS, 1.0, count)
+        sampler = config["model_config"].get("sampler") or {}
+        guidance = sampler.get("guidance", 1.0)
+        return sample_images(model.ema, config, z, cond, DEFAULT_STEPS, guidance, count)
 
 
 ddpm = DiffusionSpec(

@@ -7,8 +7,8 @@ network's prediction (v) of the same shape as ``x_t``:
 ``x_t``         (N, H, W, C) noisy images in the model's scaled pixel units;
 ``t``           (N, 1) diffusion time in [0, 1] (0: clean, 1: pure noise);
 ``conditions``  (N, K) condition columns scaled to [-1, 1];
-``null``        (N, 1) 1 where the condition is dropped (classifier-free guidance): the
-                conditions of those rows are ignored and a learned "no condition" embedding
+``null``        (N, 1) 1 where the condition is dropped (classifier-free guidance; the
+                conditions of those rows must be 0): a learned "no condition" embedding
                 takes their place.
 
 Layout (DDPM-style): a 3×3 stem, per resolution level ``blocks`` residual blocks (GroupNorm,
@@ -71,8 +71,9 @@ def _res_block(x, emb, channels, name):
     layers = keras.layers
     h = layers.Activation("silu", name=f"{name}_act1")(_norm(x, f"{name}_gn1"))
     h = layers.Conv2D(channels, 3, padding="same", name=f"{name}_conv1")(h)
-    scale = layers.Dense(channels, kernel_initializer="zeros", name=f"{name}_emb_scale")(emb)
-    scale = layers.Rescaling(1.0, offset=1.0, name=f"{name}_one_plus")(scale)
+    scale = layers.Dense(
+        channels, kernel_initializer="zeros", bias_initializer="ones", name=f"{name}_emb_scale"
+    )(emb)  # starts as ×1
     shift = layers.Dense(channels, name=f"{name}_emb_shift")(emb)
     h = _norm(h, f"{name}_gn2")
     h = layers.Multiply(name=f"{name}_scale")([h, layers.Reshape((1, 1, channels))(scale)])
@@ -120,9 +121,7 @@ def build_unet(config, name="unet"):
         cond_in = keras.Input((len(mc["conditions"]),), name="conditions")
         null_in = keras.Input((1,), name="null")
         inputs += [cond_in, null_in]
-        keep = layers.Rescaling(-1.0, offset=1.0, name="keep")(null_in)
-        cond = layers.Multiply(name="cond_kept")([cond_in, keep])
-        cond = layers.Concatenate(name="cond_null")([cond, null_in])
+        cond = layers.Concatenate(name="cond_null")([cond_in, null_in])
         cond = layers.Dense(emb_dim, activation="silu", name="c_mlp1")(cond)
         cond = layers.Dense(emb_dim, name="c_mlp2")(cond)
         emb = layers.Add(name="t_plus_c")([emb, cond])
