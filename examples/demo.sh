@@ -94,7 +94,7 @@ COND=inclination,flux     # conditions: a shape parameter and a flux-like one
 TRAIN="$D/prep/split/train_000.h5" TEST="$D/prep/split/test_000.h5"
 run galprep train-batch "$TRAIN" --model cgan --condition "$COND" --width 32 --lr 2e-4 \
     --epochs $((GAN_EPOCHS * SCALE)) --batch-size 32 --seed 0 -q -o "$D/runs/cgan"
-run galprep train-batch "$TRAIN" --model ddpm --condition "$COND" \
+run galprep train-batch "$TRAIN" --model ddpm --condition "$COND" --precision mixed_bfloat16 \
     --epochs $((DDPM_EPOCHS * SCALE)) --batch-size 32 --seed 0 -q -o "$D/runs/ddpm"
 for G in cgan ddpm; do
   # one generated galaxy per test galaxy, with its conditions; the sampling time is recorded
