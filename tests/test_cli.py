@@ -174,6 +174,9 @@ def test_show_several_files_one_row_each(galprep, small_file, tmp_path):
     # the short file's row ends with a blank stamp; the first stamp carries the file's label
     assert img[34 + 2 :, 2 * 34 + 2 :].max() == 0
     assert img[2:34, 2:34].std() > 10
+    r = galprep("show", real, fake, "-o", tmp_path / "c.png", "--columns", "2")
+    assert r.code == 2 and "each file is one row" in r.stderr
+    assert not (tmp_path / "c.png").exists()
     odd = small_file("odd.h5", n=3, shape=(6, 6, 3))
     r = galprep("show", real, odd, "-o", tmp_path / "x.png")
     assert r.code == 1 and "do not match" in r.stderr and "odd.h5" in r.stderr

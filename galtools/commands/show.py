@@ -57,32 +57,11 @@ def show(
     from galtools.montage import montage_from_file, montage_rows
 
     check_output(output, overwrite, list(paths))
+    common = dict(count=count, random=random, seed=seed, field=field, captions=captions)
+    common.update(scale=scale, method=stretch, rgb=rgb)
     if len(paths) > 1:
         if columns:
             raise click.UsageError("--columns: with several FILEs each file is one row of N")
-        montage_rows(
-            paths,
-            output,
-            count=count,
-            random=random,
-            seed=seed,
-            field=field,
-            captions=captions,
-            scale=scale,
-            method=stretch,
-            rgb=rgb,
-        )
-        return
-    montage_from_file(
-        paths[0],
-        output,
-        count=count,
-        random=random,
-        seed=seed,
-        field=field,
-        captions=captions,
-        columns=columns,
-        scale=scale,
-        method=stretch,
-        rgb=rgb,
-    )
+        montage_rows(paths, output, **common)
+    else:
+        montage_from_file(paths[0], output, columns=columns, **common)
