@@ -200,3 +200,40 @@ def test_a_generated_file_without_labels_and_usage_errors(galprep, tmp_path, mon
     assert r.code == 2 and "need REAL and OTHER" in r.stderr
     r = galprep("metrics", real, bare, "-o", out)
     assert r.code == 2 and "--condition-check RUN" in r.stderr
+
+
+def test_readback_bias_correction_applies_to_real_and_generated(galprep, tmp_path, monkeypatch):
+    """--readback-bias FILE (galprep score --fit-bias's JSON): i = (pred + b)/(1 − m) on both
+    sets, recorded in the report; a correction no run uses is one line, nothing written."""
+    from galtools.arrayfile import read_galaxies
+
+    install(monkeypatch, RUNS)
+    real = labelled(tmp_path / "real.h5", 12, seed=11)
+    gen = labelled(tmp_path / "gen.h5", 14, seed=12)
+    corr = {"m": 0.2, "b": 3.0, "target": "inclination", "n": 100}
+    (tmp_path / "bias.json").write_text(json.dumps(corr))
+    out = tmp_path / "r.json"
+    r = galprep("metrics", real, gen, "--condition-check", "runs/inc", "--flux-check", "none",
+                "--readback-bias", tmp_path / "bias.json", "-o", out)  # fmt: skip
+    assert r.code == 0, r.stderr
+    entry = json.loads(out.read_text())["condition_check"]["readback"][0]
+    assert entry["bias_correction"]["m"] == 0.2 and entry["bias_correction"]["b"] == 3.0
+    for name, path in (("real", real), ("generated", gen)):
+        batch, _ = read_galaxies(path)
+        pred = RUNS["runs/inc"].predict(batch["images"])
+        resid = (pred + 3.0) / 0.8 - batch["inclination"]
+        assert entry[name]["bias"] == pytest.approx(resid.mean(), rel=1e-9)
+        assert entry[name]["rmse"] == pytest.approx(np.sqrt(np.mean(resid**2)), rel=1e-9)
+    assert "read back (bias-corrected) by runs/inc" in r.stderr
+
+    (tmp_path / "z.json").write_text(json.dumps(dict(corr, target="redshift")))
+    for args, message in [
+        (["--condition-check", "runs/inc", "--readback-bias", tmp_path / "z.json"],
+         "corrects 'redshift', which no --condition-check run predicts (inclination)"),
+        (["--readback-bias", tmp_path / "bias.json"], "--readback-bias corrects a"),
+        (["--condition-check", "runs/inc", "--readback-bias", tmp_path / "none.json"],
+         "cannot read"),
+    ]:  # fmt: skip
+        r = galprep("metrics", real, gen, *args, "-o", tmp_path / "bad.json")
+        assert r.code in (1, 2) and message in r.stderr, r.stderr
+        assert not (tmp_path / "bad.json").exists()

@@ -143,6 +143,15 @@ class MetricsCommand(click.Command):
     "read-back − condition, next to RUN's own RMSE/bias on REAL.",
 )
 @click.option(
+    "--readback-bias",
+    "readback_bias",
+    multiple=True,
+    metavar="FILE",
+    help="Linear bias correction of a --condition-check RUN (the JSON of 'galprep score "
+    "--fit-bias', fitted on real galaxies; repeatable, matched by its target), applied to the "
+    "read-back of REAL and OTHER alike.",
+)
+@click.option(
     "--flux-check",
     "flux_check",
     multiple=True,
@@ -196,6 +205,7 @@ def metrics(
     metric,
     condition_check,
     flux_check,
+    readback_bias,
     features,
     protocol,
     device,
@@ -237,7 +247,13 @@ def metrics(
         flux = None if not flux_check else [c for c in flux_check if c.lower() != "none"]
         if flux_check and len(flux) != len(flux_check):
             flux = []
-        conditions = {"runs": list(condition_check), "flux_columns": flux}
+        conditions = {
+            "runs": list(condition_check),
+            "flux_columns": flux,
+            "bias_corrections": list(readback_bias),
+        }
+    if readback_bias and not condition_check:
+        raise click.UsageError("--readback-bias corrects a --condition-check RUN: give one")
     if not names and conditions is None:
         flags = ", ".join(f"--{n}" for n in made.selectors.values())
         raise click.UsageError(

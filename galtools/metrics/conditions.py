@@ -10,7 +10,10 @@ A generated file of a conditional generator keeps its condition columns (``incli
   left out, counted as missing), next to the same figures of the same
   regressor on the real set (when the real set has the column) and the standard deviation of
   the condition itself (the RMSE of a read-back that carries no information about it, up to
-  the bias);
+  the bias).  A regressor's own calibration bias (edge-on disks read back too low, say) can be
+  taken out first with the linear correction ``galprep score --fit-bias`` fitted on real
+  galaxies (``bias_corrections``): applied alike to the real and the generated read-back, so
+  that what remains on the generated set is the generator's error;
 - **flux ordering**: for a flux-like condition column, the Spearman rank correlation between
   the condition and the *measured flux* of each galaxy: the sum of its pixel values over all
   bands and pixels of the stamp, in the file's data units (per band too).  The same figure on
@@ -32,6 +35,7 @@ import os
 import numpy as np
 
 from galtools.errors import GalError, InputError
+from galtools.scoring import correct_bias
 
 FLUX_COLUMN = "flux"  # the flux-like column checked by default when the generated file has it
 MEASURED_FLUX = "sum of pixel values over all bands and pixels of the stamp (data units)"
@@ -137,13 +141,23 @@ class ConditionCheck:
     ``runs``: regression runs (paths or :class:`~galtools.runs.Run`), each reading back its
     target column.  ``flux_columns``: flux-like condition columns; None: ``flux`` when the
     generated file has it, else none.  ``chunk_size``: images read at a time; ``batch_size``:
-    images per prediction batch.  Raises a one-line GalError for a run that is not a
+    images per prediction batch.  ``bias_corrections``: paths of ``--fit-bias`` JSON files
+    (or their dicts), each applied to the predictions of the runs whose target it names (one
+    without a target: to the only run).  Raises a one-line GalError for a run that is not a
     regressor, a target or flux column that the generated file lacks, a generated file
-    without label columns, images a run cannot take, or nothing to check.
+    without label columns, images a run cannot take, a correction no run uses, or nothing to
+    check.
     """
 
     def __init__(
-        self, real, generated, runs=(), flux_columns=None, chunk_size=None, batch_size=256
+        self,
+        real,
+        generated,
+        runs=(),
+        flux_columns=None,
+        chunk_size=None,
+        batch_size=256,
+        bias_corrections=(),
     ):
         from galtools.arrayfile import open_galaxies
 
@@ -186,6 +200,7 @@ class ConditionCheck:
                         f"{self.paths[name]}: images are {_shape(have)} but the regressor "
                         f"{run.path} takes {_shape(want)}"
                     )
+        self.corrections = self._corrections(bias_corrections)
         if flux_columns is None:
             flux_columns = [FLUX_COLUMN] if FLUX_COLUMN in gen["labels"] else []
         self.flux_columns = list(dict.fromkeys(flux_columns))
@@ -201,6 +216,32 @@ class ConditionCheck:
                 f"{self.paths['generated']}: nothing to check: give a regression run, or a "
                 f"flux-like column (the file has no '{FLUX_COLUMN}' column)"
             )
+
+    def _corrections(self, given):
+        """{run index: (correction dict, its source)} from ``bias_corrections``."""
+        from galtools.scoring import load_bias
+
+        out = {}
+        for item in given:
+            source = os.fspath(item) if isinstance(item, (str, os.PathLike)) else "correction"
+            corr = load_bias(item) if source != "correction" else dict(item)
+            target = corr.get("target")
+            if target is None and len(self.runs) != 1:
+                raise InputError(
+                    source, "names no target: it can only correct a single --condition-check run"
+                )
+            used = [i for i, r in enumerate(self.runs) if target in (None, r.target)]
+            if not used:
+                have = ", ".join(r.target for r in self.runs) or "none"
+                raise InputError(
+                    source,
+                    f"corrects '{target}', which no --condition-check run predicts ({have})",
+                )
+            for i in used:
+                if i in out:
+                    raise InputError(source, f"a second correction for '{self.runs[i].target}'")
+                out[i] = (corr, source)
+        return out
 
     def _measure(self, name):
         """One pass over a set: each applicable run's predictions, the columns, band fluxes."""
@@ -226,6 +267,8 @@ class ConditionCheck:
                 for i in parts:
                     pred = self.runs[i].predict(images, batch_size=self.batch_size)
                     pred = np.asarray(pred, np.float64).reshape(-1)
+                    if i in self.corrections:
+                        pred = correct_bias(pred, self.corrections[i][0])
                     pred[~finite] = np.nan  # a damaged image reads back nothing
                     parts[i].append(pred)
                 if flux:
@@ -248,6 +291,14 @@ class ConditionCheck:
                 "run": str(run.path),
                 "model": run.model_name,
             }
+            if i in self.corrections:
+                corr, source = self.corrections[i]
+                entry["bias_correction"] = {
+                    "m": corr["m"],
+                    "b": corr["b"],
+                    "source": source,
+                    "formula": "i_corrected = (i_pred + b)/(1 - m)",
+                }
             for name in SETS:
                 got = samples[name]
                 if i in got["predictions"]:
@@ -282,9 +333,19 @@ class ConditionCheck:
         return report, samples
 
 
-def condition_check(real, generated, runs=(), flux_columns=None, chunk_size=None, batch_size=256):
+def condition_check(
+    real,
+    generated,
+    runs=(),
+    flux_columns=None,
+    chunk_size=None,
+    batch_size=256,
+    bias_corrections=(),
+):
     """The condition check's report (a dict, see :class:`ConditionCheck`)."""
-    check = ConditionCheck(real, generated, runs, flux_columns, chunk_size, batch_size)
+    check = ConditionCheck(
+        real, generated, runs, flux_columns, chunk_size, batch_size, bias_corrections
+    )
     return check.run()[0]
 
 
@@ -302,6 +363,8 @@ def summary_lines(report):
             f"bias {_fmt(g['bias'], '+.3g')}, spread {_fmt(g['spread'], '.3g')} (N={g['n']}; "
             f"condition σ {_fmt(g['condition_std'], '.3g')})"
         )
+        if e.get("bias_correction"):
+            line = line.replace(" read back by ", " read back (bias-corrected) by ", 1)
         if r is not None:
             line += f"; on real: RMSE {_fmt(r['rmse'], '.4g')}, bias {_fmt(r['bias'], '+.3g')}"
         else:

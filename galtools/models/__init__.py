@@ -35,6 +35,10 @@ instance of :class:`ModelSpec` or a subclass) with:
                      A GAN model exposes ``.generator``, ``.discriminator`` and
                      ``checkpoint_variables()``.  Every network names its penultimate layer
                      ``"features"`` (used by :meth:`galtools.runs.Run.features`).
+                     A model whose class overrides ``train_on_batch`` trains on several
+                     devices (``--distribute data``) only when it sets ``splits_batches =
+                     True``: it then gets this process's rows of each global batch and must
+                     run its step on the global batch (see ``galtools.models.gan``).
 ``save(model, run_dir)``
                      write the trained network(s) (default: ``model.keras``; GANs also
                      ``discriminator.keras``), atomically.

@@ -342,6 +342,65 @@ def _augment(x, rows, cols, tr):
 # ------------------------------------------------------------------------------ training
 
 
+def _host(value):
+    """A (replicated) scalar as numpy, also when its array spans other processes' devices."""
+    shards = getattr(value, "addressable_shards", None)
+    if shards is not None and not getattr(value, "is_fully_addressable", True):
+        value = shards[0].data
+    return np.asarray(__import__("keras").ops.convert_to_numpy(value))
+
+
+class _Share:
+    """This process's part of a data-parallel step (Keras' distribution on the JAX backend):
+    its rank among ``count`` processes and its ``devices``.  Without a distribution: one of one."""
+
+    def __init__(self, layout=None, rank=0, count=1, devices=1):
+        self.layout, self.rank, self.count, self.devices = layout, rank, count, devices
+
+    @classmethod
+    def of_distribution(cls):
+        import keras
+
+        if keras.backend.backend() != "jax":
+            return cls()
+        dist = keras.distribution.distribution()
+        if dist is None:
+            return cls()
+        import jax
+
+        mesh = dist.device_mesh
+        return cls(dist, jax.process_index(), jax.process_count(), int(np.prod(mesh.shape)))
+
+    def spread(self, arrays, batch_axes):
+        """Global arrays, sharded over the batch (as Keras' own steps get them): ``arrays``
+        whose batch axis is None are the same everywhere (passed as they are); for one whose
+        batch axis holds the global batch (the randomness, drawn alike on every process) this
+        process keeps its block of rows; one holding only this process's rows (the images,
+        the labels: axis 0 shorter than the global batch) is passed whole."""
+        import jax
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        batch = self.layout.get_data_layout((1,)).backend_layout
+        spec = batch.spec[0]
+        out = []
+        local = None
+        for a, axis in zip(arrays, batch_axes):
+            if axis is None:
+                out.append(a)
+                continue
+            if local is None:  # the first: this process's rows (x)
+                local = a.shape[axis]
+            elif a.shape[axis] != local:  # the global batch: this process's block
+                index = [slice(None)] * a.ndim
+                index[axis] = slice(self.rank * local, (self.rank + 1) * local)
+                a = a[tuple(index)]
+            parts = [None] * a.ndim
+            parts[axis] = spec
+            sharding = NamedSharding(batch.mesh, PartitionSpec(*parts))
+            out.append(jax.make_array_from_process_local_data(sharding, np.ascontiguousarray(a)))
+        return tuple(out)
+
+
 def make_gan_class():
     import keras
 
@@ -360,7 +419,11 @@ def make_gan_class():
         ``live_generator``: the one the optimizer steps; ``discriminator``: images → heads;
         ``critic``: what the step trains (stretched images, + conditions → heads, with the
         projection term for conditions).
+        Under Keras' data-parallel distribution each process passes its rows of the global
+        batch and the step runs on the global batch over every device (``splits_batches``).
         """
+
+        splits_batches = True
 
         def __init__(
             self,
@@ -637,12 +700,14 @@ def make_gan_class():
             """One discriminator and one generator update on the batch (images in data
             units, y the label columns); the averaged generator follows."""
             x = np.asarray(x, np.float32)
-            n = len(x)
-            y = np.zeros((n, 0), np.float32) if y is None else np.asarray(y, np.float32)
-            y = y.reshape(n, -1)
+            y = np.zeros((len(x), 0), np.float32) if y is None else np.asarray(y, np.float32)
+            y = y.reshape(len(x), -1)
+            share = _Share.of_distribution()  # x, y: this process's rows of a global batch
+            n = len(x) * share.count
             if self._steps is None:  # after any checkpoint restore
-                self._steps = int(np.asarray(self.d_opt.iterations.numpy()))
+                self._steps = int(_host(self.d_opt.iterations.value))
             step = self._steps
+            # the whole global batch's randomness on every process: the same as on one
             rng = np.random.default_rng([self.seed, step])
             z = rng.standard_normal((2, n, self.latent_dim)).astype(np.float32)
             h, w = self.image_shape[:2]
@@ -650,6 +715,8 @@ def make_gan_class():
             beta = np.asarray(ema_beta(step, self.ema_decay, self.ema_rampup), np.float32)
             r1 = np.bool_(step % self.r1_every == 0)
             args = (x, y, z[0], z[1], rows, cols, tr, beta, r1)
+            if share.count > 1 or share.devices > 1:
+                args = share.spread(args, batch_axes=(0, 0, 0, 0, 1, 1, 1, None, None))
             if self._fn is None:
                 jax = keras.backend.backend() == "jax"
                 self._fn = self._jax_step() if jax else self._tf_step()
@@ -663,7 +730,7 @@ def make_gan_class():
             else:
                 logs = self._fn(*args)
             self._steps = step + 1
-            logs = {k: float(ops.convert_to_numpy(v)) for k, v in logs.items()}
+            logs = {k: float(_host(v)) for k, v in logs.items()}
             return logs if return_dict else [logs[k] for k in sorted(logs)]
 
         def sample(self, z, conditions=None):

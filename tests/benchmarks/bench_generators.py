@@ -156,56 +156,29 @@ def galprep(*args):
     return time.perf_counter() - t0
 
 
-def metrics_of(real, other, features, out):
+def metrics_of(real, other, features, out, regressor=None):
+    """The comparison figures (:func:`galtools.metrics.table.figures`) of OTHER against REAL;
+    with a regressor, the condition check too (read-back and flux ordering)."""
+    from galtools.metrics.table import figures
+
+    check = ["--condition-check", regressor] if regressor else []
     galprep("metrics", real, other, "--fid", "--kid", "--power", "--morph",
-            "--features", f"run:{features}", "-q", "-o", out)  # fmt: skip
+            "--features", f"run:{features}", *check, "-q", "-o", out)  # fmt: skip
     with open(out) as fh:
-        report = json.load(fh)
-    m = report["metrics"]
-    w = m["morph"]["wasserstein"]
-    return {
-        "fid": m["fid"]["fid"],
-        "kid": m["kid"]["kid"],
-        "power": m["power"]["mean_wasserstein"],
-        "measurable": m["morph"]["other"]["n_good"] / report["sets"]["other"]["n"],
-        **{f"w1_{k}": w[k] for k in ("gini", "m20", "concentration", "ellipticity")},
-    }
-
-
-def readback(regressor, path, column):
-    """(RMSE, bias) of the regressor's read-back of ``column`` on file ``path``."""
-    from galtools.arrayfile import read_galaxies
-    from galtools.runs import load_run
-
-    batch = read_galaxies(path)[0]
-    pred = load_run(regressor).predict(batch["images"])
-    err = pred - np.asarray(batch[column], np.float64)
-    return float(np.sqrt(np.mean(err**2))), float(np.mean(err))
-
-
-def flux_rank(path, column):
-    from scipy.stats import spearmanr
-
-    from galtools.arrayfile import read_galaxies
-
-    batch = read_galaxies(path)[0]
-    flux = batch["images"].astype(np.float64).sum(axis=(1, 2, 3))
-    return float(spearmanr(batch[column], flux).statistic)
+        return figures(json.load(fh))
 
 
 def quality(args):
     from galtools import models
     from galtools.arrayfile import read_galaxies
-    from galtools.runs import load_run
+    from galtools.metrics.table import markdown
 
     out = args.out or tempfile.mkdtemp(prefix="bench-generators-")
     os.makedirs(out, exist_ok=True)
     conditions = [c for c in (args.condition or "").split(",") if c]
     epochs = dict(kv.split("=") for kv in args.epochs.split(",")) if args.epochs else {}
-    rows = {"real vs real": metrics_of(args.test, args.heldout, args.features, f"{out}/rr.json")}
-    target = load_run(args.regressor).target
-    if target in conditions:  # the regressor's own error on real images
-        rows["real vs real"][f"{target}_rmse"] = readback(args.regressor, args.test, target)[0]
+    rr = metrics_of(args.test, args.heldout, args.features, f"{out}/rr.json", args.regressor)
+    columns, extra = {"real vs real": rr}, {}
     for name in registered(args.models.split(",")):
         run, gen = f"{out}/{name}", f"{out}/{name}.h5"
         opts = ["--model", name, "--batch-size", args.batch_size, "--seed", "0"]
@@ -219,49 +192,24 @@ def quality(args):
         if args.lr:
             opts += ["--lr", args.lr]
         opts += ["--epochs", epochs.get(name, "10")]
-        row = {}
         try:
-            row["train_s"] = galprep("train-batch", args.train, "-o", run, "--restart", "-q", *opts)
+            train_s = galprep("train-batch", args.train, "-o", run, "--restart", "-q", *opts)
             more = ["--conditions-from", args.test] if conditional else ["-n", args.n]
             t = galprep("generate", run, *more, "--seed", "1", "--overwrite",
                         "--montage", f"{out}/{name}.png", "-q", "-o", gen)  # fmt: skip
             n = len(read_galaxies(gen)[0]["images"])
-            row["sample_img_s"] = n / t  # includes start-up: a lower bound
-            row.update(metrics_of(args.test, gen, args.features, f"{out}/{name}_metrics.json"))
-            if conditional and target in conditions:
-                row[f"{target}_rmse"], row[f"{target}_bias"] = readback(args.regressor, gen, target)
-            for c in conditions:
-                if conditional and "flux" in c:
-                    row[f"{c}_rank"] = flux_rank(gen, c)
+            extra[name] = {"training (s)": train_s, "sampling (images/s, with start-up)": n / t}
+            regressor = args.regressor if conditional else None
+            columns[name] = metrics_of(
+                args.test, gen, args.features, f"{out}/{name}_metrics.json", regressor
+            )
         except Exception as exc:
-            row["error"] = str(exc).splitlines()[0][:120]
-        rows[name] = row
-        print(name, json.dumps(row), flush=True)
-    _quality_table(rows)
-
-
-def _quality_table(rows):
-    base = rows["real vs real"]
-    keys = []
-    for row in rows.values():
-        keys += [k for k in row if k not in keys and k != "error"]
-    names = list(rows)
+            columns[name] = {}
+            print(f"{name}: failed: {str(exc).splitlines()[0][:200]}", flush=True)
+            continue
+        print(name, json.dumps(columns[name]), flush=True)
     print()
-    print(f"{'':22s}" + "".join(f"{n:>16s}" for n in names))
-    for k in keys:
-        cells = []
-        for n in names:
-            v = rows[n].get(k)
-            if v is None:
-                cells.append(f"{'—':>16s}")
-            elif k in ("fid", "kid") and n != "real vs real" and base.get(k):
-                cells.append(f"{v:9.4g} ({v / base[k]:4.0f}×)"[-16:].rjust(16))
-            else:
-                cells.append(f"{v:16.4g}")
-        print(f"{k:22s}" + "".join(cells))
-    for n in names:
-        if "error" in rows[n]:
-            print(f"{n}: failed: {rows[n]['error']}")
+    print(markdown(columns, "real vs real", extra))
 
 
 def main():
