@@ -36,6 +36,14 @@ NOISE=${NOISE:-0.02}
 mkdir -p "$OUT"/{pairs,runs}
 run() { printf '$ %s\n' "$*"; "$@"; }
 
+# what is already in OUT is reused (a rerun resumes): only when it was made the same way
+SETTINGS="run=$GEN_RUN train=$TRAIN test=$TEST generated=${GENERATED:-} n_gen=${N_GEN:-} psf=$PSF noise=$NOISE steps=${STEPS:-} epochs=$EPOCHS"
+if [ -e "$OUT/settings.txt" ] && [ "$(cat "$OUT/settings.txt")" != "$SETTINGS" ]; then
+  echo "$OUT was made with other settings ($(cat "$OUT/settings.txt")): use another OUT_DIR or delete it" >&2
+  exit 1
+fi
+printf '%s\n' "$SETTINGS" > "$OUT/settings.txt"
+
 N_TRAIN=$(galprep info "$TRAIN" --json --no-scan | python3 -c 'import json,sys; print(json.load(sys.stdin)["n"])')
 if [ -n "${GENERATED:-}" ]; then
   ln -sf "$(cd "$(dirname "$GENERATED")" && pwd)/$(basename "$GENERATED")" "$OUT/generated.h5"
@@ -74,4 +82,4 @@ done
 LIMIT_ARGS=()
 [ -n "${LIMIT:-}" ] && LIMIT_ARGS=(--limit "$LIMIT")
 run galprep denoise "${RUNS[@]}" "$OUT/pairs/test.h5" --robustness "$OUT/robustness.json" \
-    "${LIMIT_ARGS[@]}" --overwrite
+    ${LIMIT_ARGS[@]+"${LIMIT_ARGS[@]}"} --overwrite

@@ -222,11 +222,14 @@ def robustness(runs, path, chunk_size=None, batch_size=None, limit=None):
 
 
 def training_key(run):
-    """What a run was trained on and how, except its seed (runs equal in this are repeats)."""
+    """What a run was trained on and how, except its seed and what does not change the
+    training (checkpoints kept, TensorBoard files, data-parallel or not): runs equal in this
+    are repeats."""
     import json
 
     config = run.config or {}
-    training = {k: v for k, v in (config.get("training") or {}).items() if k != "seed"}
+    ignored = {"seed", "keep", "tensorboard", "distribute"}
+    training = {k: v for k, v in (config.get("training") or {}).items() if k not in ignored}
     return json.dumps(
         [run.model_name, config.get("model_config"), training], sort_keys=True, default=str
     )

@@ -226,7 +226,7 @@ def montage_rows(
         if pad:  # a short file: blank stamps keep the rows aligned
             images = np.concatenate([images, np.zeros((pad,) + images.shape[1:], images.dtype)])
         rows.append(images)
-        text = list(text or [""] * len(images)) + [""] * pad
+        text = list(text) + [""] * pad if text else [""] * count
         text[0] = f"{label} {text[0]}".strip()
         texts.extend(text)
     images = np.concatenate(rows)

@@ -130,6 +130,13 @@ def load_bias(path, target=None):
         raise InputError(path, f"cannot read ({exc.strerror})") from None
     except ValueError:
         raise InputError(path, "not valid JSON") from None
+    return check_bias(data, path, target)
+
+
+def check_bias(data, source="correction", target=None):
+    """``data`` if it is a usable bias correction ({'m', 'b'} numbers, m ≠ 1), else an
+    InputError naming ``source``."""
+    path = source
     if not isinstance(data, dict) or not all(
         isinstance(data.get(k), (int, float)) and math.isfinite(data[k]) for k in ("m", "b")
     ):

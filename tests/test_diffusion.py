@@ -217,6 +217,28 @@ def test_cli_bad_sampler_settings(cond_run, jax_run, galprep, tmp_path, which, a
     assert not list(tmp_path.iterdir())
 
 
+def test_a_run_without_dropped_conditions_refuses_guidance(cond_run, galprep, tmp_path):
+    """--cond-drop 0 never trains the unconditional prediction that guidance mixes in."""
+    import json
+    import shutil
+
+    from galtools.models import get
+
+    run = tmp_path / "nodrop"
+    shutil.copytree(cond_run, run)
+    config = json.loads((run / "config.json").read_text())
+    config["model_config"]["cond_drop"] = 0.0
+    (run / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "g.h5"
+    r = galprep("generate", run, "-n", "2", "--condition", "z=0.5", "--guidance", "2", "-o", out)
+    assert r.code == 1 and "trained with --cond-drop 0" in r.stderr, r.stderr
+    assert "use --guidance 1" in r.stderr and not out.exists()
+    spec = get("ddpm")
+    opts = {o.name: o.default for o in spec.options} | {"condition": ["z"], "cond_drop": 0.0}
+    info = type("Info", (), {"paths": [str(tiny_data())]})()
+    assert spec.configure(opts, info)["sampler"]["guidance"] == 1.0
+
+
 @pytest.mark.parametrize("args", [["--steps", "5"], ["--guidance", "2"]])
 def test_cli_sampler_settings_do_not_apply_to_a_gan(galprep, tmp_path, monkeypatch, args):
     install(monkeypatch, {"g": FakeRun("g", "dcgan")})

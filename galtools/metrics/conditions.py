@@ -201,7 +201,9 @@ class ConditionCheck:
                         f"{run.path} takes {_shape(want)}"
                     )
         self.corrections = self._corrections(bias_corrections)
+        why = "flux checks were turned off"
         if flux_columns is None:
+            why = f"the file has no '{FLUX_COLUMN}' column"
             flux_columns = [FLUX_COLUMN] if FLUX_COLUMN in gen["labels"] else []
         self.flux_columns = list(dict.fromkeys(flux_columns))
         for col in self.flux_columns:
@@ -214,17 +216,17 @@ class ConditionCheck:
         if not self.runs and not self.flux_columns:
             raise GalError(
                 f"{self.paths['generated']}: nothing to check: give a regression run, or a "
-                f"flux-like column (the file has no '{FLUX_COLUMN}' column)"
+                f"flux-like column ({why})"
             )
 
     def _corrections(self, given):
         """{run index: (correction dict, its source)} from ``bias_corrections``."""
-        from galtools.scoring import load_bias
+        from galtools.scoring import check_bias, load_bias
 
         out = {}
         for item in given:
             source = os.fspath(item) if isinstance(item, (str, os.PathLike)) else "correction"
-            corr = load_bias(item) if source != "correction" else dict(item)
+            corr = load_bias(item) if source != "correction" else dict(check_bias(item))
             target = corr.get("target")
             if target is None and len(self.runs) != 1:
                 raise InputError(

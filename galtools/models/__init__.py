@@ -47,6 +47,7 @@ instance of :class:`ModelSpec` or a subclass) with:
                      write the result into ``run_dir`` and use it.
 ``patience``         optional: default ``--patience`` (learning-rate halving on plateau).
 ``lr``               optional: default ``--lr`` (else 1e-3).
+``precisions``       optional: the ``--precision`` values the model trains in (else all).
 ``sample(run, n, seed, conditions, batch_size, **options)`` / ``sample_options``
                      optional (a model that samples itself, in several network calls, e.g.
                      a diffusion model): :meth:`galtools.runs.Run.generate` delegates to it.  ``n``

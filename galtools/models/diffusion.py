@@ -420,8 +420,13 @@ class DiffusionSpec(ModelSpec):
             "prediction": "v",
             "schedule": "cosine",
             "scaling": measure_scaling(info.paths[0]),
+            # guidance needs the unconditional prediction, learnt only when conditions drop
             "sampler": {"name": "ddim", "steps": DEFAULT_STEPS}
-            | ({"guidance": DEFAULT_GUIDANCE} if options.get("condition") else {}),
+            | (
+                {"guidance": DEFAULT_GUIDANCE if drop > 0 else 1.0}
+                if options.get("condition")
+                else {}
+            ),
         }
 
     def build(self, config):
@@ -456,6 +461,16 @@ class DiffusionSpec(ModelSpec):
             raise GalError(
                 f"{run.path}: --guidance needs conditions, and {run.describe()} is unconditional "
                 "(train with --condition COL)"
+            )
+        given = options.get("guidance")
+        if (
+            given is not None
+            and float(given) != 1.0
+            and not run.config["model_config"].get("cond_drop", 1.0)
+        ):
+            raise GalError(
+                f"{run.path}: trained with --cond-drop 0, it never learnt the unconditional "
+                f"prediction that --guidance {given:g} mixes in: use --guidance 1"
             )
 
     def sample(self, run, n, seed, conditions, batch_size, steps=None, guidance=None):

@@ -462,6 +462,8 @@ def make_gan_class():
 
         def compile(self, g_opt, d_opt):
             super().compile()
+            # what the own step does (metrics.json records it): XLA on JAX; tf.function on TF
+            self.jit_compile = keras.backend.backend() == "jax"
             self.g_opt, self.d_opt = g_opt, d_opt
             g_opt.build(self.g_body.trainable_variables)
             d_opt.build(self.critic.trainable_variables)
@@ -733,10 +735,6 @@ def make_gan_class():
             logs = {k: float(_host(v)) for k, v in logs.items()}
             return logs if return_dict else [logs[k] for k in sorted(logs)]
 
-        def sample(self, z, conditions=None):
-            inputs = [z, conditions] if self.conditional else z
-            return np.asarray(self.generator.predict_on_batch(inputs))
-
     return GAN
 
 
@@ -753,6 +751,9 @@ class GANSpec(ModelSpec):
         self.name, self.mode, self.description = name, mode, description
         self.options, self.columns = tuple(options), tuple(columns)
         self.abilities = frozenset({"generates", *abilities})
+
+    # mixed_float16 would need loss scaling in both optimizers' steps; bfloat16 does not
+    precisions = ("float32", "mixed_bfloat16")
 
     def configure(self, options, info):
         conditions = list(options.get("condition") or [])

@@ -490,6 +490,10 @@ class Producer:
                 continue
 
     def __iter__(self):
+        self._iterating = self._iterate()
+        return self._iterating
+
+    def _iterate(self):
         if self.thread is None:
             try:
                 yield from self._made()
@@ -511,9 +515,15 @@ class Producer:
             r.close()
 
     def close(self):
+        """Stop reading; the files are closed once no read is under way."""
         self.stop.set()
+        iterating = getattr(self, "_iterating", None)
+        if iterating is not None:  # a suspended read: its worker pool finishes first
+            iterating.close()
         if self.thread is not None:
             self.thread.join(timeout=10)
+            if self.thread.is_alive():  # still in a read: the thread closes them after it
+                return
         self._close_readers()
 
 

@@ -447,7 +447,7 @@ class Cluster:
         result, error = None, None
         if self.main:
             try:
-                result = fn()
+                result = json.loads(json.dumps(fn()))  # not JSON-able: an error for all
             except BaseException as exc:  # every rank must hear of it, or they wait forever
                 error = exc
         message = None
@@ -463,11 +463,12 @@ class Cluster:
     def predict(self, model, x, batch_size):
         """``model``'s outputs for ``x`` (float32): under a distribution each device predicts
         its share of every batch of ``batch_size`` rows and the outputs are gathered, so every
-        rank gets all of them; else ``model.predict_on_batch``."""
+        rank gets all of them; else ``model.predict_on_batch`` batch by batch."""
         x = np.asarray(x)
         if self.distribution is None:
-            out = model.predict_on_batch(x)
-            return np.asarray(out, np.float32)
+            from galtools.train.evaluate import _predict_on_batch
+
+            return _predict_on_batch(model, x, batch_size)
         import jax
         from jax.experimental import multihost_utils
 

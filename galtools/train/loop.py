@@ -192,6 +192,11 @@ def train(
     if mix is not None and not 0 <= alpha < 1:
         raise GalError(f"--alpha must be in [0, 1), got {alpha}")
     keras_kind = getattr(spec, "kind", "keras") != "closed-form"
+    allowed = getattr(spec, "precisions", None) or PRECISIONS
+    if precision not in allowed:
+        raise GalError(
+            f"--precision {precision}: model {spec.name} trains in {' or '.join(allowed)} only"
+        )
     if distribute and not keras_kind:
         raise GalError(
             f"--distribute {distribute}: {spec.name} is fitted in closed form in one pass, "
@@ -599,32 +604,29 @@ class _Steps:
             what += f" on {d['devices']} {'/'.join(d['device_kinds'] or [])} devices"
             what += f", {d['processes']} process{'es' if d['processes'] > 1 else ''}"
         self.log(what)
-        if self.feed.tensorboard and self.main:
-            from galtools.train.events import EventWriter
+        with contextlib.ExitStack() as stack:  # whatever was opened is closed, in reverse
+            stack.callback(lambda: self.scratch and shutil.rmtree(self.scratch, True))
+            if self.feed.tensorboard and self.main:
+                from galtools.train.events import EventWriter
 
-            self.tb = EventWriter(os.path.join(run_dir, "tensorboard"))
-            self.tb.start(self.start)
-        trace = _RowTrace(self.cluster.rank)
-        producer = Producer(
-            plan,
-            self.config,
-            self.start,
-            prefetch=self.feed.prefetch,
-            part=self.cluster.part,
-            workers=self.feed.workers,
-        )
-        bar = progress(total=plan.total - self.start, desc=f"train {spec.name}", unit="step")
-        try:
-            with StopFlag() as flag:
-                self.loop(producer, flag, bar, trace, checkpoint_every, log_every)
-        finally:
-            producer.close()
-            bar.close()
-            trace.close()
-            if self.tb is not None:
-                self.tb.close()
-            if self.scratch:
-                shutil.rmtree(self.scratch, ignore_errors=True)
+                self.tb = EventWriter(os.path.join(run_dir, "tensorboard"))
+                stack.callback(self.tb.close)
+                self.tb.start(self.start)
+            trace = _RowTrace(self.cluster.rank)
+            stack.callback(trace.close)
+            producer = Producer(
+                plan,
+                self.config,
+                self.start,
+                prefetch=self.feed.prefetch,
+                part=self.cluster.part,
+                workers=self.feed.workers,
+            )
+            stack.callback(producer.close)
+            bar = progress(total=plan.total - self.start, desc=f"train {spec.name}", unit="step")
+            stack.callback(bar.close)
+            flag = stack.enter_context(StopFlag())
+            self.loop(producer, flag, bar, trace, checkpoint_every, log_every)
         self.save_networks()
         self.metrics["status"] = "finished"
         self.metrics["step"] = plan.total
