@@ -12,7 +12,8 @@
 # TEST.h5        clean galaxies to evaluate on (degraded here with another seed)
 # Settings (environment): SEEDS="0 1 2", EPOCHS=4, N_GEN (default: as many as TRAIN.h5),
 # PSF="gaussian:sigma=1", NOISE=0.02, STEPS (diffusion sampler steps), LIMIT (test images),
-# GENERATED (a file of galaxies GENERATOR_RUN already made: used instead of sampling anew).
+# GENERATED (a file of galaxies GENERATOR_RUN already made: used instead of sampling anew),
+# PRECISION (the denoisers' --precision, default float32; mixed_bfloat16 is ~1.7× faster on a CPU).
 #
 # α=0 trains on the simulated pairs only, α=0.5 mixes generated pairs in with
 # `train-batch --mix --alpha 0.5` (half of the batches, for EPOCHS/2 epochs), α=1 trains on
@@ -33,11 +34,12 @@ if [ $((EPOCHS % 2)) -ne 0 ]; then
 fi
 PSF=${PSF:-gaussian:sigma=1}
 NOISE=${NOISE:-0.02}
+PRECISION=${PRECISION:-float32}
 mkdir -p "$OUT"/{pairs,runs}
 run() { printf '$ %s\n' "$*"; "$@"; }
 
 # what is already in OUT is reused (a rerun resumes): only when it was made the same way
-SETTINGS="run=$GEN_RUN train=$TRAIN test=$TEST generated=${GENERATED:-} n_gen=${N_GEN:-} psf=$PSF noise=$NOISE steps=${STEPS:-} epochs=$EPOCHS"
+SETTINGS="run=$GEN_RUN train=$TRAIN test=$TEST generated=${GENERATED:-} n_gen=${N_GEN:-} psf=$PSF noise=$NOISE steps=${STEPS:-} epochs=$EPOCHS precision=$PRECISION"
 if [ -e "$OUT/settings.txt" ] && [ "$(cat "$OUT/settings.txt")" != "$SETTINGS" ]; then
   echo "$OUT was made with other settings ($(cat "$OUT/settings.txt")): use another OUT_DIR or delete it" >&2
   exit 1
@@ -70,7 +72,7 @@ GEN_EPOCHS=$(( (EPOCHS * N_TRAIN + N_GEN / 2) / N_GEN ))
 GEN_EPOCHS=$(( GEN_EPOCHS < 1 ? 1 : GEN_EPOCHS ))
 RUNS=()
 for seed in $SEEDS; do
-  common=(--model resnet-denoiser --batch-size 32 --seed "$seed" -q)
+  common=(--model resnet-denoiser --batch-size 32 --seed "$seed" --precision "$PRECISION" -q)
   run galprep train-batch "$OUT/pairs/sim.h5" "${common[@]}" --epochs "$EPOCHS" \
       -o "$OUT/runs/alpha0_s$seed"
   run galprep train-batch "$OUT/pairs/sim.h5" --mix "$OUT/pairs/gen.h5" --alpha 0.5 \
