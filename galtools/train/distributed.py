@@ -53,7 +53,11 @@ _HELLO = b"galtools-rendezvous-1"
 
 def use_backend(mode):
     """Make Keras load the backend ``mode`` needs (before Keras is imported), or say in one
-    line why it cannot.  Nothing happens without a mode."""
+    line why it cannot.  Nothing happens without a mode.
+
+    This sets ``KERAS_BACKEND=jax`` in the process environment when Keras is not imported yet
+    (Keras reads it once, at import): the one setting a library call leaves behind, because
+    the process's Keras is then a JAX Keras for good (subprocesses inherit it too)."""
     if not mode:
         return
     if mode not in MODES:
