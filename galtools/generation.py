@@ -151,21 +151,6 @@ def check_gan(run):
         )
 
 
-def sampler_options(run, given=None):
-    """The checked sampler settings (``steps``, ``guidance``...) of a run whose model samples
-    itself, with defaults; {} for a run that generates in one step, which takes none."""
-    given = {k: v for k, v in (given or {}).items() if v is not None}
-    check = getattr(run, "sampler_options", None)
-    if callable(check):
-        return check(given)
-    if given:
-        flag = "--" + next(iter(given)).replace("_", "-")
-        raise GalError(
-            f"{run.path}: {flag} does not apply to a {run.model_name} run (it samples in one step)"
-        )
-    return {}
-
-
 def check_scorer(scorer, image_shape):
     from galtools.scoring import check_image_shape
 
@@ -201,7 +186,7 @@ def generate_file(
     the run itself when it scores images) scores every image into ``score``/``p_real`` columns;
     ``min_score`` keeps only images scoring above it, trying at most ``max_tries`` images
     (default 20·n).  ``montage``: PNG of the first images.  ``sampler``: settings of a model
-    that samples itself (``{"steps": 40, "guidance": 2.0}``; see :func:`sampler_options`).
+    that samples itself (``{"steps": 40, "guidance": 2.0}``; see :meth:`Run.sampler_options`).
     """
     from galtools.arrayfile import GalaxyWriter
     from galtools.meta import new_meta
@@ -212,7 +197,7 @@ def generate_file(
     check_gan(run)
     if n < 1:
         raise GalError("-n must be at least 1")
-    options = sampler_options(run, sampler)
+    options = run.sampler_options(sampler)
     conditions = conditions if conditions is not None else Conditions(run)
     if scorer is None and "scores" in run.abilities:
         scorer = run

@@ -84,13 +84,31 @@ def montage_image(
     img = Image.fromarray(pixels[..., 0] if c == 1 else pixels, mode)
     if captions is not None:
         img = img.convert("RGB")
-        draw = ImageDraw.Draw(img)
         for k, text in enumerate(captions[:n]):
             r, q = divmod(k, columns)
-            x, y = pad + q * (w + pad) + 1, pad + r * (h + pad) + 1
-            draw.text((x + 1, y + 1), str(text), fill=(0, 0, 0))
-            draw.text((x, y), str(text), fill=(255, 255, 0))
+            x, y = pad + q * (w + pad), pad + r * (h + pad)
+            # wrapped to the stamp's width and clipped to its box: never over a neighbour
+            stamp = Image.new("RGBA", (w, h), (0, 0, 0, 0))
+            pen = ImageDraw.Draw(stamp)
+            step = pen.textbbox((0, 0), "Ag")[3] + 1
+            for line_no, line in enumerate(wrap(str(text), w - 2, pen.textlength)):
+                at = (1, 1 + line_no * step)
+                pen.text((at[0] + 1, at[1] + 1), line, fill=(0, 0, 0, 255))
+                pen.text(at, line, fill=(255, 255, 0, 255))
+            img.paste(stamp, (x, y), stamp)
     return img
+
+
+def wrap(text, width, measure):
+    """Split ``text`` at spaces into lines no wider than ``width`` (as ``measure`` says);
+    a single word wider than that stays on its own line (and is clipped by the caller)."""
+    lines = []
+    for word in text.split():
+        if lines and measure(lines[-1] + " " + word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines
 
 
 def save_montage(path, images, **kw):

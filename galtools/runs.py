@@ -101,7 +101,9 @@ class Run:
         return f"<Run {self.path}: {self.model_name} ({self.task})>"
 
     def describe(self):
-        what = f"a {self.model_name} {self.task} run"
+        # generators (task "gan": GANs and diffusion models alike) go by their model's name
+        task = "" if self.task == "gan" else f" {self.task}"
+        what = f"a {self.model_name}{task} run"
         return what + (f" of '{self.target}'" if self.target else "")
 
     # ---------------------------------------------------------------- models

@@ -82,6 +82,13 @@ class FakeRun:
                 out[..., k % self.input_shape[-1]] += np.asarray(conditions[name])[:, None, None]
         return out
 
+    def sampler_options(self, given=None):
+        """A fake generator samples in one step: it takes no sampler settings."""
+        given = {k: v for k, v in (given or {}).items() if v is not None}
+        if given:
+            raise GalError(f"{self.path}: --{next(iter(given))} does not apply (one step)")
+        return {}
+
     def score(self, images):
         if "scores" not in self.abilities:
             raise GalError(f"{self.path}: has no score head")

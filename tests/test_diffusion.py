@@ -14,9 +14,8 @@ import time
 import numpy as np
 import pytest
 
-from tests.fakerun import FakeRun, install
 from tests.test_backends import NO_TF
-from tests.tinyruns import tiny_data
+from tests.tinyruns import tiny_data, tiny_run
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 # a small U-Net (one level) so that tracing the step takes seconds; 48 steps of 16 images
@@ -240,12 +239,13 @@ def test_a_run_without_dropped_conditions_refuses_guidance(cond_run, galprep, tm
 
 
 @pytest.mark.parametrize("args", [["--steps", "5"], ["--guidance", "2"]])
-def test_cli_sampler_settings_do_not_apply_to_a_gan(galprep, tmp_path, monkeypatch, args):
-    install(monkeypatch, {"g": FakeRun("g", "dcgan")})
-    r = galprep("generate", "g", "-n", "3", "-o", tmp_path / "g.h5", *args)
+def test_cli_sampler_settings_do_not_apply_to_a_gan(galprep, tmp_path, args):
+    out = tmp_path / "out"
+    out.mkdir()
+    r = galprep("generate", tiny_run("dcgan"), "-n", "3", "-o", out / "g.h5", *args)
     assert r.code == 1, r.stderr
     assert f"{args[0]} does not apply to a dcgan run (it samples in one step)" in r.stderr
-    assert r.stderr.count("\n") == 1 and not list(tmp_path.iterdir())
+    assert r.stderr.count("\n") == 1 and not list(out.iterdir())
 
 
 def test_cli_generates_with_steps_guidance_and_montage(cond_run, galprep, tmp_path):

@@ -155,3 +155,23 @@ def test_metrics_plots_and_morphology_do_not_import_each_other():
         cwd=ROOT,
     )
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
+
+
+def test_long_montage_captions_wrap_and_stay_inside_their_stamp():
+    from PIL import ImageDraw
+
+    from galtools.montage import montage_image, wrap
+
+    images = np.zeros((2, 32, 32, 1), np.float32)
+    long = "inclination=67.3 flux=1.23e+05 score=0.912"
+    img = np.asarray(montage_image(images, columns=2, scale=4, captions=[long, ""]))
+    # stamp 2 (columns 2 + 128 + 2 onwards) has no caption: nothing of stamp 1's text there
+    assert img[:, 2 + 128 + 2 :].max() == 0
+    # the caption is there, on several lines (yellow below the first text line)
+    yellow = (img[:, :130, 0] > 200) & (img[:, :130, 2] < 50)
+    rows = np.nonzero(yellow.any(axis=1))[0]
+    assert rows.size and rows.max() > 14
+    pen = ImageDraw.Draw(montage_image(images[:1], captions=None))
+    lines = wrap(long, 126, pen.textlength)
+    assert lines[0].startswith("inclination=67.3") and " ".join(lines) == long
+    assert all(pen.textlength(line) <= 126 for line in lines)

@@ -95,7 +95,6 @@ def generate(
         generate_file,
         parse_conditions,
         read_condition_table,
-        sampler_options,
     )
     from galtools.progress import say
     from galtools.runs import load_run
@@ -103,7 +102,7 @@ def generate(
     fixed = parse_conditions(condition) if condition else None
     run = load_run(run_path)
     check_gan(run)
-    sampler = sampler_options(run, {"steps": steps, "guidance": guidance})
+    sampler = run.sampler_options({"steps": steps, "guidance": guidance})
     table = None
     if conditions_from:
         names = [c for c in run.conditions if c not in (fixed or {})]

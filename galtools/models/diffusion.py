@@ -121,15 +121,11 @@ def measure_scaling(path, sample=SAMPLE_SAMPLE):
     that are mostly sky) where the stretch turns from linear to logarithmic; ``mu``/``sd``
     standardise the stretched pixels; ``lo``/``hi``: their range (sampling clips to it).
     """
-    from galtools.arrayfile import open_galaxies
+    from galtools.train.data import robust_noise, sample_pixels
 
-    with open_galaxies(path) as reader:
-        images = reader.read(0, sample, ["images"])["images"].astype(np.float64)
-    pixels = images.reshape(-1, images.shape[-1])
-    if not np.isfinite(pixels).all():
-        raise GalError(f"{path}: images hold NaN or infinite pixels")
+    pixels = sample_pixels(path, sample)
     offset = np.median(pixels, axis=0)
-    soft = 1.4826 * np.median(np.abs(pixels - offset), axis=0)
+    soft = robust_noise(pixels, offset)
     spread = pixels.std(axis=0)
     soft = np.where(soft > 0, soft, np.where(spread > 0, spread, 1.0))
     u = np.arcsinh((pixels - offset) / soft)

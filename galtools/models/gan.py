@@ -97,17 +97,12 @@ def pixel_stretch(paths, sample=1024, soft_sigmas=2.0, top=0.8):
     """{"offset", "soft", "gain"} per band of the asinh stretch, measured on the first
     ``sample`` images of the first file: offset the median, soft ``soft_sigmas`` × the robust
     (MAD) noise, gain so that the 99.9th percentile of |x − offset| maps to ``top``."""
-    from galtools.arrayfile import open_galaxies
-    from galtools.errors import InputError
+    from galtools.train.data import robust_noise, sample_pixels
 
-    with open_galaxies(paths[0]) as reader:
-        images = reader.read(0, sample, ["images"])["images"].astype(np.float64)
-    pixels = images.reshape(-1, images.shape[-1])
-    if not np.isfinite(pixels).all():
-        raise InputError(paths[0], "images hold NaN or infinite pixels")
+    pixels = sample_pixels(paths[0], sample)
     offset = np.median(pixels, axis=0)
     dev = np.abs(pixels - offset)
-    noise = 1.4826 * np.median(dev, axis=0)
+    noise = robust_noise(pixels, offset)
     q = np.percentile(dev, 99.9, axis=0)
     noise = np.where(noise > 0, noise, np.where(q > 0, q / 100, 1.0))
     soft = soft_sigmas * noise

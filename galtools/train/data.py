@@ -139,17 +139,30 @@ def column_values(paths, name):
     return sorted(values), names
 
 
+def sample_pixels(path, sample=1024):
+    """The pixels of the first ``sample`` images of ``path`` as (pixels, bands) float64: what
+    every model's pixel scaling is measured on (InputError for NaN/infinite pixels)."""
+    with open_galaxies(path) as reader:
+        images = reader.read(0, sample, ["images"])["images"].astype(np.float64)
+    pixels = images.reshape(-1, images.shape[-1])
+    if not np.isfinite(pixels).all():
+        raise InputError(path, "images hold NaN or infinite pixels")
+    return pixels
+
+
+def robust_noise(pixels, offset):
+    """Per-band robust spread of ``pixels`` about ``offset``: 1.4826 × the median absolute
+    deviation (the sky noise of stamps that are mostly sky)."""
+    return 1.4826 * np.median(np.abs(pixels - offset), axis=0)
+
+
 def image_norm(path, mode="std", sample=1024):
     """Per-band {"offset", "scale"} from the first ``sample`` images of ``path``.
 
     ``std``: median and standard deviation (inputs of regressors/classifiers/denoisers);
     ``range``: median and the 99.9th percentile of |x - median| (a tanh generator's range).
     """
-    with open_galaxies(path) as reader:
-        images = reader.read(0, sample, ["images"])["images"].astype(np.float64)
-    pixels = images.reshape(-1, images.shape[-1])
-    if not np.isfinite(pixels).all():
-        raise InputError(path, "images hold NaN or infinite pixels")
+    pixels = sample_pixels(path, sample)
     offset = np.median(pixels, axis=0)
     if mode == "range":
         scale = np.percentile(np.abs(pixels - offset), 99.9, axis=0)

@@ -305,18 +305,25 @@ def _restore(cluster, ckpt_dir, variables):
     if not cluster.multi:
         return checkpoint.restore(ckpt_dir, variables)
 
+    read = {}
+
     def pick():
         found = checkpoint.newest(ckpt_dir, variables)
-        return None if found is None else [found[0], found[2]]
+        if found is None:
+            return None
+        read["arrays"] = found[1]  # rank 0 keeps what it read; the others read the same file
+        return [found[0], found[2]]
 
     chosen = cluster.on_main(pick)
     if chosen is None:
         return None
     path, state = chosen
-    try:
-        arrays, _ = checkpoint.read(path, variables)  # every rank: the same file
-    except ValueError as exc:
-        raise GalError(f"{path}: unreadable on process {cluster.rank} ({exc})") from None
+    arrays = read.get("arrays")
+    if arrays is None:
+        try:
+            arrays, _ = checkpoint.read(path, variables)
+        except ValueError as exc:
+            raise GalError(f"{path}: unreadable on process {cluster.rank} ({exc})") from None
     checkpoint.assign(variables, arrays)
     return state
 
