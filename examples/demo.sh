@@ -100,7 +100,7 @@ COND=inclination,flux     # conditions: a shape parameter and a flux-like one
 TRAIN="$D/prep/split/train_000.h5" REF="$D/prep/split/val_000.h5" TEST="$D/prep/split/test_000.h5"
 run galprep train-batch "$TRAIN" --model cgan --condition "$COND" --width 32 \
     --epochs $((GAN_EPOCHS * SCALE)) --batch-size 32 --seed 0 -q -o "$D/runs/cgan"
-run galprep train-batch "$TRAIN" --model ddpm --condition "$COND" --precision mixed_bfloat16 \
+run galprep train-batch "$TRAIN" --model ddpm --condition "$COND" --precision auto \
     --epochs $((DDPM_EPOCHS * SCALE)) --batch-size 32 --seed 0 -q -o "$D/runs/ddpm"
 for G in cgan ddpm; do
   # one generated galaxy per REF galaxy, with its conditions; the sampling time is recorded
@@ -134,10 +134,10 @@ run galprep show "$REF" "$D/results/generated_cgan.h5" "$D/results/generated_ddp
 step "6. Degrade, train denoisers; α of generated galaxies mixed in; robustness table"
 # generated galaxies used downstream (Holzschuh et al. 2022), reduced: α ∈ {0, 0.5, 1} of
 # the diffusion model's galaxies (those of step 5) mixed into pairs of half the simulated
-# training disks, 2 seeds each, 100 steps each in bfloat16
+# training disks, 2 seeds each, 100 steps each (bfloat16 where the CPU computes in it)
 run galprep split "$TRAIN" --test 0.5 --seed 1 -q -o "$D/prep/half"
 run env SEEDS="0 1" EPOCHS=$((2 * SCALE)) GENERATED="$D/results/generated_ddpm.h5" \
-    PRECISION=mixed_bfloat16 bash examples/denoise_with_generated.sh "$D/runs/ddpm" \
+    PRECISION=auto bash examples/denoise_with_generated.sh "$D/runs/ddpm" \
     "$D/prep/half/train_000.h5" "$TEST" "$D/alpha"
 run galprep denoise "$D/alpha/runs/alpha0_s0" "$D/alpha/pairs/test.h5" \
     --report "$D/results/denoise.json" -q -o "$D/results/denoised.h5"

@@ -13,7 +13,8 @@
 # Settings (environment): SEEDS="0 1 2", EPOCHS=4, N_GEN (default: as many as TRAIN.h5),
 # PSF="gaussian:sigma=1", NOISE=0.02, STEPS (diffusion sampler steps), LIMIT (test images),
 # GENERATED (a file of galaxies GENERATOR_RUN already made: used instead of sampling anew),
-# PRECISION (the denoisers' --precision, default float32; mixed_bfloat16 is ~1.7× faster on a CPU).
+# PRECISION (the denoisers' --precision, default float32; auto: mixed_bfloat16 where the hardware
+# computes in bfloat16, ~1.7× faster on a CPU with AVX512_BF16, many times slower where emulated).
 #
 # α=0 trains on the simulated pairs only, α=0.5 mixes generated pairs in with
 # `train-batch --mix --alpha 0.5` (half of the batches, for EPOCHS/2 epochs), α=1 trains on

@@ -228,10 +228,13 @@ class ModelCommand(click.Command):
 )
 @click.option(
     "--precision",
-    type=click.Choice(["float32", "mixed_bfloat16", "mixed_float16"]),
+    type=click.Choice(["auto", "float32", "mixed_bfloat16", "mixed_float16"]),
     default="float32",
     show_default=True,
-    help="Keras dtype policy while training (saved networks compute in float32).",
+    help="Keras dtype policy while training (saved networks compute in float32).  auto: "
+    "mixed_bfloat16 where the hardware computes in bfloat16 (GPUs of compute capability "
+    "≥ 8.0, TPUs, CPUs with AVX512_BF16, AMX or Arm BF16), else float32; elsewhere bfloat16 "
+    "is emulated and many times slower (a warning says so).",
 )
 @click.option(
     "--tensorboard",

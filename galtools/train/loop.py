@@ -25,6 +25,7 @@ import os
 import random
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -37,12 +38,14 @@ from galtools.errors import GalError, InputError
 from galtools.progress import detail, progress, say
 from galtools.settings import state as settings_state
 from galtools.train import checkpoint, closed_form, distributed, report, rundir
+from galtools.train import precision as prec
 from galtools.train.data import Plan, Producer, survey
 from galtools.train.evaluate import plateau, set_lr, validate
+from galtools.train.precision import CHOICES as PRECISION_CHOICES
+from galtools.train.precision import PRECISIONS
 
 PREEMPTED = 75  # EX_TEMPFAIL from sysexits.h: "try again later"
 DEFAULT_LR = 1e-3  # --lr of a model that has no ``lr`` of its own
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 TRACE_ENV = "GALPREP_TRACE_ROWS"
 
 
@@ -173,13 +176,16 @@ def train(
     and converted like the command line's) and ``init_from`` / ``freeze_until``.
     ``distribute``: None or ``"data"`` (data-parallel on the JAX backend, chosen here when
     Keras is not imported yet; ``batch_size`` is then the global batch).  ``precision``: one
-    of :data:`PRECISIONS` (Keras' dtype policy while training; the saved networks compute in
-    float32).  ``tensorboard``: also write TensorBoard event files into ``run_dir/tensorboard``.
+    of :data:`PRECISION_CHOICES` (Keras' dtype policy while training; ``auto``: bfloat16 where
+    the hardware computes in it; the saved networks compute in float32).  ``tensorboard``:
+    also write TensorBoard event files into ``run_dir/tensorboard``.
     ``prefetch``, ``workers``: see :class:`~galtools.train.data.Producer`.
     """
     distributed.use_backend(distribute)  # before Keras is imported
-    if precision not in PRECISIONS:
-        raise GalError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision not in PRECISION_CHOICES:
+        raise GalError(
+            f"--precision must be one of {', '.join(PRECISION_CHOICES)}, got {precision!r}"
+        )
     launch = distributed.meet(distribute, batch_size)  # the processes meet, or one line
     models.quiet_tensorflow()
     spec = models.get(model)
@@ -193,7 +199,7 @@ def train(
         raise GalError(f"--alpha must be in [0, 1), got {alpha}")
     keras_kind = getattr(spec, "kind", "keras") != "closed-form"
     allowed = getattr(spec, "precisions", None) or PRECISIONS
-    if precision not in allowed:
+    if precision not in allowed and precision != "auto":
         raise GalError(
             f"--precision {precision}: model {spec.name} trains in {' or '.join(allowed)} only"
         )
@@ -229,6 +235,8 @@ def train(
         if val_info.image_shape != info.image_shape and spec.task != "denoise":
             raise InputError(val, f"images are {val_info.image_shape}, DATA has {info.image_shape}")
     cluster = distributed.start(distribute, batch_size, launch)  # nothing written before
+    if keras_kind:
+        training["precision"] = _precision(precision, allowed, run_dir, restart, cluster)
     created = not os.path.exists(run_dir)
     quiet = settings_state.quiet
     if not cluster.main:
@@ -262,6 +270,20 @@ def train(
         raise
     finally:
         settings_state.quiet = quiet
+
+
+def _precision(asked, allowed, run_dir, restart, cluster):
+    """The dtype policy of the steps: ``auto`` picks bfloat16 where the hardware computes in
+    it (a run started with ``auto`` goes on in what it started with); a warning when the asked
+    policy is emulated here."""
+    if asked == "auto" and not restart:
+        asked = prec.stored(run_dir) or asked
+    platform, native = prec.device_platform()
+    chosen = prec.resolve(asked, platform, native, allowed)
+    note = prec.advice(chosen, platform, native)
+    if note and cluster.main:
+        print(f"warning: {note}", file=sys.stderr)  # even with -q: it can cost hours
+    return chosen
 
 
 def _variables(model):
@@ -606,6 +628,7 @@ class _Steps:
         if self.start:
             say(f"resuming {run_dir} at step {self.start} of {plan.total}")
         what = f"{'resume' if self.start else 'start'} {spec.name} step {self.start}/{plan.total}"
+        what += f" in {self.metrics['precision']}"
         if self.cluster.mode:
             d = self.metrics
             what += f" on {d['devices']} {'/'.join(d['device_kinds'] or [])} devices"
