@@ -6,7 +6,7 @@
 #   DEMO_DIR=/scratch/demo make demo
 #
 # Writes everything under $DEMO_DIR (default: demo/) and a report, demo/report.md, that links
-# every number and picture.  About 10 minutes on 2 CPU cores at SCALE=1.
+# every number and picture.  14–29 minutes on 2 CPU cores at SCALE=1 (README: Quick start).
 set -euo pipefail
 
 SCALE=${SCALE:-1}

@@ -22,7 +22,7 @@ correlation between a flux-like condition and the flux of the generated images.
     python tests/benchmarks/bench_generators.py --quality --train T.h5 --test TEST.h5 \\
         --heldout H.h5 --features RUN --regressor RUN [--condition inclination,flux] \\
         [--epochs dcgan=10,cgan=10] [--batch-size 32] [--width 32] [--lr 5e-4] [--n 600] \\
-        [--out DIR] [--models dcgan,cgan]
+        [--precision auto] [--out DIR] [--models dcgan,cgan]
 """
 
 import argparse
@@ -191,7 +191,7 @@ def quality(args):
             opts += ["--width", args.width]
         if args.lr:
             opts += ["--lr", args.lr]
-        opts += ["--epochs", epochs.get(name, "10")]
+        opts += ["--epochs", epochs.get(name, "10"), "--precision", args.precision]
         try:
             train_s = galprep("train-batch", args.train, "-o", run, "--restart", "-q", *opts)
             more = ["--conditions-from", args.test] if conditional else ["-n", args.n]
@@ -232,6 +232,7 @@ def main():
     ap.add_argument("--condition", default="inclination,flux")
     ap.add_argument("--epochs", default="", help="per model, e.g. dcgan=10,cgan=10")
     ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--precision", default="auto", help="train-batch --precision")
     ap.add_argument("--out")
     args = ap.parse_args()
     if args.quality:
