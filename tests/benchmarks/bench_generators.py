@@ -20,7 +20,8 @@ condition the REGRESSOR run predicts (and the regressor's own RMSE on TEST), and
 correlation between a flux-like condition and the flux of the generated images.
 
     python tests/benchmarks/bench_generators.py --quality --train T.h5 --test TEST.h5 \\
-        --heldout H.h5 --features RUN --regressor RUN [--condition inclination,flux] \\
+        --heldout H.h5 --features RUN --regressor RUN [--bias BIAS.json] \\
+        [--condition inclination,flux] \\
         [--epochs dcgan=10,cgan=10] [--batch-size 32] [--width 32] [--lr 5e-4] [--n 600] \\
         [--precision auto] [--out DIR] [--models dcgan,cgan]
 """
@@ -156,12 +157,15 @@ def galprep(*args):
     return time.perf_counter() - t0
 
 
-def metrics_of(real, other, features, out, regressor=None):
+def metrics_of(real, other, features, out, regressor=None, bias=None):
     """The comparison figures (:func:`galtools.metrics.table.figures`) of OTHER against REAL;
-    with a regressor, the condition check too (read-back and flux ordering)."""
+    with a regressor, the condition check too (read-back and flux ordering; ``bias``: the
+    regressor's calibration, as ``score --fit-bias`` wrote it)."""
     from galtools.metrics.table import figures
 
     check = ["--condition-check", regressor] if regressor else []
+    if regressor and bias:
+        check += ["--readback-bias", bias]
     galprep("metrics", real, other, "--fid", "--kid", "--power", "--morph",
             "--features", f"run:{features}", *check, "-q", "-o", out)  # fmt: skip
     with open(out) as fh:
@@ -177,7 +181,9 @@ def quality(args):
     os.makedirs(out, exist_ok=True)
     conditions = [c for c in (args.condition or "").split(",") if c]
     epochs = dict(kv.split("=") for kv in args.epochs.split(",")) if args.epochs else {}
-    rr = metrics_of(args.test, args.heldout, args.features, f"{out}/rr.json", args.regressor)
+    rr = metrics_of(
+        args.test, args.heldout, args.features, f"{out}/rr.json", args.regressor, args.bias
+    )
     columns, extra = {"real vs real": rr}, {}
     for name in registered(args.models.split(",")):
         run, gen = f"{out}/{name}", f"{out}/{name}.h5"
@@ -201,7 +207,7 @@ def quality(args):
             extra[name] = {"training (s)": train_s, "sampling (images/s, with start-up)": n / t}
             regressor = args.regressor if conditional else None
             columns[name] = metrics_of(
-                args.test, gen, args.features, f"{out}/{name}_metrics.json", regressor
+                args.test, gen, args.features, f"{out}/{name}_metrics.json", regressor, args.bias
             )
         except Exception as exc:
             columns[name] = {}
@@ -229,6 +235,7 @@ def main():
     ap.add_argument("--heldout")
     ap.add_argument("--features", help="run whose features FID/KID use")
     ap.add_argument("--regressor", help="run that reads a condition back")
+    ap.add_argument("--bias", help="the regressor's calibration (score --fit-bias FILE)")
     ap.add_argument("--condition", default="inclination,flux")
     ap.add_argument("--epochs", default="", help="per model, e.g. dcgan=10,cgan=10")
     ap.add_argument("--lr", type=float, default=None)
