@@ -276,10 +276,11 @@ def _precision(asked, allowed, run_dir, restart, cluster):
     """The dtype policy of the steps: ``auto`` picks bfloat16 where the hardware computes in
     it (a run started with ``auto`` goes on in what it started with); a warning when the asked
     policy is emulated here."""
-    if asked == "auto" and not restart:
-        asked = prec.stored(run_dir) or asked
+    if asked == "auto" and not restart and os.path.exists(os.path.join(run_dir, "config.json")):
+        training = rundir.read_config(run_dir).get("training") or {}
+        asked = training.get("precision") or rundir.RESUME_DEFAULTS["precision"]
     platform, native = prec.device_platform()
-    chosen = prec.resolve(asked, platform, native, allowed)
+    chosen = prec.resolve(asked, native, allowed)
     note = prec.advice(chosen, platform, native)
     if note and cluster.main:
         print(f"warning: {note}", file=sys.stderr)  # even with -q: it can cost hours

@@ -7,8 +7,6 @@ the BF16 extension.  Elsewhere (an AVX2-only CPU, an older GPU) bfloat16 is emul
 diffusion model's steps were measured 18× slower than in float32 on a 2-core AVX2 EPYC.
 """
 
-import os
-
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 CHOICES = ("auto",) + PRECISIONS
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 flags, Arm 'Features'
@@ -68,9 +66,9 @@ def device_platform():
     return "cpu", cpu_has_bfloat16()
 
 
-def resolve(asked, platform, native, allowed=PRECISIONS):
-    """The policy for ``--precision asked`` on a device ``platform`` whose bfloat16 is
-    ``native`` (or not), among the model's ``allowed`` ones."""
+def resolve(asked, native, allowed=PRECISIONS):
+    """The policy for ``--precision asked`` on a device whose bfloat16 is ``native`` (or
+    not), among the model's ``allowed`` ones."""
     if asked != "auto":
         return asked
     if native and "mixed_bfloat16" in allowed:
@@ -91,15 +89,3 @@ def advice(asked, platform, native):
             "times slower than in float32 (--precision auto picks for the hardware)"
         )
     return None
-
-
-def stored(run_dir):
-    """The precision a run directory was started with (None: no run there yet)."""
-    import json
-
-    path = os.path.join(run_dir, "config.json")
-    try:
-        with open(path) as fh:
-            return (json.load(fh).get("training") or {}).get("precision") or "float32"
-    except (OSError, ValueError):
-        return None
