@@ -4,8 +4,11 @@ Regression runs give one value per galaxy (physical units), classification runs 
 probabilities, runs of a model that scores images (a GAN whose discriminator has a score
 head) a realism score.  Several runs of the same kind average into
 an ensemble (mean of the values or of the probabilities) whose spread is the standard deviation
-across members.  With a truth column: MAE, RMSE, bias for regression; accuracy, top-k and the
-confusion matrix for classification.  The linear bias model fitted by :func:`fit_bias` is
+across members.  With test-time augmentation (``tta`` K > 1, see :mod:`galtools.tta`) each
+member's output is first the mean over K flips and quarter turns of the image, whose spread
+(standard deviation over the transforms, averaged over members) is reported too.  With a
+truth column: MAE, RMSE, bias for regression; accuracy, top-k and the confusion matrix for
+classification.  The linear bias model fitted by :func:`fit_bias` is
 ``i_pred = (1 − m)·i_true − b``, so that ``i_corrected = (i_pred + b)/(1 − m)``.
 """
 
@@ -257,15 +260,46 @@ class Ensemble:
     def __len__(self):
         return len(self.runs)
 
+    def _one(self, run, images, batch_size):
+        if self.kind == "score":
+            return np.asarray(run.score(images)["score"], np.float64)
+        return np.asarray(run.predict(images, batch_size=batch_size), np.float64)
+
     def members(self, images, batch_size=256):
         """Per-member outputs stacked on axis 0: (M, N) values or (M, N, K) probabilities."""
-        out = []
-        for run in self.runs:
-            if self.kind == "score":
-                out.append(np.asarray(run.score(images)["score"], np.float64))
-            else:
-                out.append(np.asarray(run.predict(images, batch_size=batch_size), np.float64))
-        return np.stack(out)
+        return np.stack([self._one(run, images, batch_size) for run in self.runs])
+
+    def check_tta(self, k, image_shape, path):
+        """The :func:`galtools.tta.plan` of ``k`` transforms, checked against every run."""
+        from galtools import tta
+
+        chosen = tta.plan(k, image_shape, path)
+        if k > 1:
+            for run in self.runs:
+                tta.check_run(run, chosen)
+        return chosen
+
+    def tta_members(self, images, k, batch_size=256):
+        """(M, K, N[, C]): each member's outputs on each of the first ``k`` transforms."""
+        from galtools import tta
+
+        return np.stack(
+            [
+                tta.predictions(lambda x, run=run: self._one(run, x, batch_size), images, k)
+                for run in self.runs
+            ]
+        )
+
+    def tta_reduce(self, views):
+        """(members, spread) from :meth:`tta_members`' (M, K, N[, C]): each member's mean
+        over the transforms, and per image the standard deviation over the transforms
+        averaged over members (classification: of the ensemble's predicted class)."""
+        members = views.mean(axis=1)
+        spread = views.std(axis=1).mean(axis=0)
+        if self.kind == "classification":
+            best = np.argmax(members.mean(axis=0), axis=1)
+            spread = spread[np.arange(len(best)), best]
+        return members, spread
 
 
 def truth_codes(reader, column, class_names):
@@ -324,17 +358,21 @@ def _truth_values(reader, column):
 # ----------------------------------------------------------------------------------- scoring
 
 
-def csv_header(ens, truth):
+def csv_header(ens, truth, tta=1):
     if ens.kind == "classification":
         cols = ["id", ens.target] + [f"p_{name}" for name in ens.class_names]
         if len(ens) > 1:
             cols.append("p_std")
+        if tta > 1:
+            cols.append("p_tta_std")
         if truth:
             cols.append("truth")
         return cols
     cols = ["id", ens.target]
     if len(ens) > 1:
         cols.append(f"{ens.target}_std")
+    if tta > 1:
+        cols.append(f"{ens.target}_tta_std")
     if truth:
         cols += ["truth", "residual"]
     return cols
@@ -359,6 +397,7 @@ def score_file(
     batch_size=256,
     shard=None,
     run_paths=(),
+    tta=1,
 ):
     """Predict every image of ``path`` with ``runs`` (an ensemble when several) into a CSV.
 
@@ -366,7 +405,8 @@ def score_file(
     ``clip``: (lo, hi) for values; ``bias_correction``: a dict from :func:`load_bias` applied
     before anything else; ``fit_bias_path``/``report``/``confusion`` (JSON, PNG beside it) /
     ``plot`` (PNG; with ``report`` and ``truth`` also beside the report): further outputs,
-    all written together with the CSV.  Returns the report.
+    all written together with the CSV.  ``tta``: average each run's output over that many
+    flips and quarter turns first (:mod:`galtools.tta`; 1: none).  Returns the report.
     """
     from galtools.arrayfile import open_galaxies
     from galtools.outputs import Outputs
@@ -397,6 +437,7 @@ def score_file(
     with open_galaxies(path) as reader:
         for run in ens.runs:
             check_image_shape(run, reader.image_shape, reader.path)
+        chosen = ens.check_tta(tta, reader.image_shape, reader.path)
         start, stop = shard.bounds(reader.n) if shard else (0, reader.n)
         truth_all = None
         if truth:
@@ -411,25 +452,42 @@ def score_file(
             members = np.empty((m, n, len(ens.class_names)), np.float32)
         else:
             members = np.empty((m, n), np.float64)
+        spreads = np.empty(n, np.float64) if tta > 1 else None
         with outs:
             csv_tmp = outs.add(output, ".csv")
             bar = progress(total=n, desc="score")
             with open(csv_tmp, "w", encoding="utf-8", newline="") as fh:
-                fh.write(KAGGLE_HEADER if kaggle else ",".join(csv_header(ens, truth)) + "\n")
+                header = KAGGLE_HEADER if kaggle else ",".join(csv_header(ens, truth, tta)) + "\n"
+                fh.write(header)
                 for offset, batch in reader.chunks(chunk_size, ["images"], start, stop):
-                    rows = slice(offset - start, offset - start + len(batch["images"]))
-                    got = ens.members(batch["images"], batch_size)
-                    _check_output_shape(got, ens, len(batch["images"]))
+                    images = batch["images"]
+                    rows = slice(offset - start, offset - start + len(images))
+                    if tta > 1:
+                        got = ens.tta_members(images, tta, batch_size)
+                    else:
+                        got = ens.members(images, batch_size)
+                    _check_output_shape(got, ens, len(images), tta)
                     if bias_correction is not None:
                         got = correct_bias(got, bias_correction)
                     if clip is not None:
                         got = np.clip(got, *clip)
+                    spread = None
+                    if tta > 1:
+                        got, spread = ens.tta_reduce(got)
+                        spreads[rows] = spread
                     members[:, rows] = got
                     t = truth_all[rows] if truth_all is not None else None
-                    fh.write(_csv_rows(ens, ids_all[rows], got, t, kaggle))
+                    fh.write(_csv_rows(ens, ids_all[rows], got, t, kaggle, spread))
                     bar.update(len(batch["images"]))
             bar.close()
             info = _report(ens, members, truth_all, top_k, run_paths, reader.path, (start, stop))
+            info["tta"] = int(tta)
+            if tta > 1:
+                info["tta_spread"] = {
+                    "transforms": [t[0] for t in chosen],
+                    "mean_spread": float(spreads.mean()) if n else 0.0,
+                    "max_spread": float(spreads.max()) if n else 0.0,
+                }
             if bias_correction is not None:
                 info["bias_correction"] = bias_correction
             if fit_bias_path:
@@ -468,13 +526,17 @@ def _png_beside(path):
     return root + ".png"
 
 
-def _check_output_shape(got, ens, n):
-    want = (len(ens), n) + ((len(ens.class_names),) if ens.kind == "classification" else ())
+def _check_output_shape(got, ens, n, tta=1):
+    lead = (len(ens),) + ((tta,) if tta > 1 else ())
+    want = lead + (n,) + ((len(ens.class_names),) if ens.kind == "classification" else ())
     if got.shape != want:
-        raise GalError(f"runs returned predictions of shape {got.shape[1:]}, expected {want[1:]}")
+        skip = len(lead)
+        raise GalError(
+            f"runs returned predictions of shape {got.shape[skip:]}, expected {want[skip:]}"
+        )
 
 
-def _csv_rows(ens, ids, members, truth, kaggle):
+def _csv_rows(ens, ids, members, truth, kaggle, tta_spread=None):
     mean = members.mean(axis=0)
     lines = []
     if ens.kind == "classification":
@@ -487,6 +549,8 @@ def _csv_rows(ens, ids, members, truth, kaggle):
             cells = [check_id(ids[i]), names[i]] + [fmt(p) for p in mean[i]]
             if spread is not None:
                 cells.append(fmt(spread[i]))
+            if tta_spread is not None:
+                cells.append(fmt(tta_spread[i]))
             if truth is not None:
                 cells.append(ens.class_names[truth[i]] if truth[i] >= 0 else "")
             lines.append(",".join(cells) + "\n")
@@ -498,6 +562,8 @@ def _csv_rows(ens, ids, members, truth, kaggle):
         cells = [check_id(ids[i]), fmt(mean[i])]
         if spread is not None:
             cells.append(fmt(spread[i]))
+        if tta_spread is not None:
+            cells.append(fmt(tta_spread[i]))
         if truth is not None:
             cells += [fmt(truth[i]), fmt(mean[i] - truth[i])]
         lines.append(",".join(cells) + "\n")

@@ -152,6 +152,15 @@ class MetricsCommand(click.Command):
     "read-back of REAL and OTHER alike.",
 )
 @click.option(
+    "--tta",
+    type=click.IntRange(1, 8),
+    default=1,
+    show_default=True,
+    metavar="K",
+    help="Average each --condition-check read-back over K flips and quarter turns of the "
+    "image, as 'galprep score --tta K' does.",
+)
+@click.option(
     "--flux-check",
     "flux_check",
     multiple=True,
@@ -206,6 +215,7 @@ def metrics(
     condition_check,
     flux_check,
     readback_bias,
+    tta,
     features,
     protocol,
     device,
@@ -251,7 +261,10 @@ def metrics(
             "runs": list(condition_check),
             "flux_columns": flux,
             "bias_corrections": list(readback_bias),
+            "tta": tta,
         }
+    if tta > 1 and not condition_check:
+        raise click.UsageError("--tta averages a --condition-check RUN's read-back: give one")
     if readback_bias and not condition_check:
         raise click.UsageError("--readback-bias corrects a --condition-check RUN: give one")
     if not names and conditions is None:

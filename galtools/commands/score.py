@@ -48,6 +48,17 @@ from galtools import options
     metavar="JSON",
     help="Apply i_corrected = (i_pred + b)/(1 − m) from a --fit-bias file.",
 )
+@click.option(
+    "--tta",
+    type=click.IntRange(1, 8),
+    default=1,
+    show_default=True,
+    metavar="K",
+    help="Test-time augmentation: average each run's prediction over K flips and quarter "
+    "turns of the image, in this order: identity, rot90, rot180, rot270, hflip, hflip∘rot90, "
+    "vflip, hflip∘rot270 (non-square stamps: identity, rot180, hflip, vflip; at most 4).  "
+    "Each run's model must allow them (its augment ops).",
+)
 @click.option("--kaggle", is_flag=True, help="Write exactly 'Id,Predicted' rows.")
 @click.option("--clip", metavar="LO:HI", help="Clip predicted values, e.g. 0:8.")
 @click.option(
@@ -71,6 +82,7 @@ def score(
     plot,
     fit_bias,
     bias_correction,
+    tta,
     kaggle,
     clip,
     batch_size,
@@ -84,10 +96,19 @@ def score(
     ensemble; the CSV and report then give the spread (standard deviation across runs).  FILE
     is read chunk by chunk.
 
-    CSV columns: regression `id,TARGET[,TARGET_std][,truth,residual]`; classification
-    `id,TARGET,p_CLASS...[,p_std][,truth]` (TARGET is the predicted class name, p_std the spread
-    of its probability); scoring runs `id,score[,score_std]`.  Ids are FILE's ids or row numbers.
-    --bias-correction and --clip apply to the values before they are written or measured."""
+    CSV columns: regression `id,TARGET[,TARGET_std][,TARGET_tta_std][,truth,residual]`;
+    classification `id,TARGET,p_CLASS...[,p_std][,p_tta_std][,truth]` (TARGET is the predicted
+    class name, p_std the spread of its probability); scoring runs
+    `id,score[,score_std][,score_tta_std]`.  Ids are FILE's ids or row numbers.
+    --bias-correction and --clip apply to the values before they are written or measured.
+
+    With --tta K each run's prediction is the mean over K transformed copies of the image
+    (values, probabilities or scores; --bias-correction and --clip apply to each copy first),
+    and the CSV gets the spread over the transforms (their standard deviation, averaged over
+    the runs): TARGET_tta_std, or for classification p_tta_std, that of the predicted class's
+    probability.  With several RUNs each run is averaged over the transforms first, then the
+    runs into the ensemble as without --tta.  The report records tta: K and the mean spread.
+    Work grows K times; memory does not (one chunk is transformed at a time)."""
     import os
 
     from galtools.progress import say
@@ -129,6 +150,7 @@ def score(
         batch_size,
         shard if shard.count > 1 else None,
         run_paths,
+        tta=tta,
     )
     what = f"{info['n']} predictions ({info['kind']}"
     if "ensemble" in info:
@@ -136,6 +158,8 @@ def score(
             f", ensemble of {info['ensemble']['members']}, mean spread "
             f"{info['ensemble']['mean_spread']:.3g}"
         )
+    if tta > 1:
+        what += f", TTA over {tta} transforms, mean spread {info['tta_spread']['mean_spread']:.3g}"
     say(what + f") → {out}")
     m = info.get("metrics")
     if m and "mae" in m:

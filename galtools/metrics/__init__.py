@@ -20,7 +20,7 @@ METHODS = {"features": ("compare",), "images": ("accumulator", "summary", "compa
 COMMAND_SETTINGS = frozenset(
     "paths output overwrite metric all features protocol cache plots seed shard chunk_size "
     "band_index debug verbose quiet help history names metric_names real other path "
-    "condition_check flux_check readback_bias conditions device features_batch_size".split()
+    "condition_check flux_check readback_bias tta conditions device features_batch_size".split()
 )
 
 # shared by the image metrics that measure one band: one flag, one value for all of them

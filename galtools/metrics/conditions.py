@@ -146,7 +146,8 @@ class ConditionCheck:
     without a target: to the only run).  Raises a one-line GalError for a run that is not a
     regressor, a target or flux column that the generated file lacks, a generated file
     without label columns, images a run cannot take, a correction no run uses, or nothing to
-    check.
+    check.  ``tta``: each read-back is the mean over that many flips and quarter turns of the
+    image (:mod:`galtools.tta`; 1: none), which the runs' models must allow.
     """
 
     def __init__(
@@ -158,8 +159,10 @@ class ConditionCheck:
         chunk_size=None,
         batch_size=256,
         bias_corrections=(),
+        tta=1,
     ):
         from galtools.arrayfile import open_galaxies
+        from galtools.tta import check_run, plan
 
         self.paths = {"real": os.fspath(real), "generated": os.fspath(generated)}
         self.chunk_size, self.batch_size = chunk_size, int(batch_size)
@@ -200,6 +203,11 @@ class ConditionCheck:
                         f"{self.paths[name]}: images are {_shape(have)} but the regressor "
                         f"{run.path} takes {_shape(want)}"
                     )
+        self.tta = int(tta)
+        for run in self.runs:
+            for name in SETS:
+                if name == "generated" or run.target in info[name]["labels"]:
+                    check_run(run, plan(self.tta, info[name]["shape"], self.paths[name]))
         self.corrections = self._corrections(bias_corrections)
         why = "flux checks were turned off"
         if flux_columns is None:
@@ -267,8 +275,7 @@ class ConditionCheck:
                 images = batch["images"]
                 finite = np.isfinite(images.reshape(len(images), -1)).all(axis=1)
                 for i in parts:
-                    pred = self.runs[i].predict(images, batch_size=self.batch_size)
-                    pred = np.asarray(pred, np.float64).reshape(-1)
+                    pred = self._predict(self.runs[i], images).reshape(-1)
                     if i in self.corrections:
                         pred = correct_bias(pred, self.corrections[i][0])
                     pred[~finite] = np.nan  # a damaged image reads back nothing
@@ -282,11 +289,20 @@ class ConditionCheck:
             out["band_flux"] = np.concatenate(fluxes) if fluxes else np.empty((0, 0))
         return out
 
+    def _predict(self, run, images):
+        """(N,) float64 read-back of ``run``, averaged over the transforms with ``tta`` > 1."""
+        from galtools.tta import predictions
+
+        def predict(x):
+            return np.asarray(run.predict(x, batch_size=self.batch_size), np.float64)
+
+        return predict(images) if self.tta == 1 else predictions(predict, images, self.tta).mean(0)
+
     def run(self):
         """(report, samples): the JSON-able report and, per set, the per-galaxy numbers
         (``predictions`` by run index, ``columns``, ``band_flux`` N×C, ``bands``)."""
         samples = {name: self._measure(name) for name in SETS}
-        report = {"measured_flux": MEASURED_FLUX, "readback": [], "flux": []}
+        report = {"measured_flux": MEASURED_FLUX, "readback": [], "flux": [], "tta": self.tta}
         for i, run in enumerate(self.runs):
             entry = {
                 "column": run.target,
@@ -343,10 +359,11 @@ def condition_check(
     chunk_size=None,
     batch_size=256,
     bias_corrections=(),
+    tta=1,
 ):
     """The condition check's report (a dict, see :class:`ConditionCheck`)."""
     check = ConditionCheck(
-        real, generated, runs, flux_columns, chunk_size, batch_size, bias_corrections
+        real, generated, runs, flux_columns, chunk_size, batch_size, bias_corrections, tta
     )
     return check.run()[0]
 
