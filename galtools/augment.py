@@ -154,6 +154,35 @@ def _parse(name, text):
 DEFAULT_OPS = (Op("hflip", p=0.5), Op("vflip", p=0.5), Op("rot90", p=1.0))
 
 
+def parse_ops(text):
+    """Ops from one string, ``NAME=SPEC`` joined by commas in the syntax of ``galprep
+    augment``'s flags (``hflip=0.5,rot90=1,rotate=30@0.5,noise=0:2``; names with - or _);
+    ``dihedral`` stands for the default flips and quarter turns.  ValueError naming the op."""
+    ops, seen = [], set()
+    for item in filter(None, (t.strip() for t in str(text or "").split(","))):
+        if item == "dihedral":
+            found = list(DEFAULT_OPS)
+        else:
+            name, eq, spec = item.partition("=")
+            name = name.strip().replace("-", "_")
+            if not eq or not spec.strip():
+                raise ValueError(f"augment op '{item}': expected NAME=SPEC (e.g. rotate=30@0.5)")
+            if name not in ORDER:
+                raise ValueError(f"unknown augment op '{name}' (ops: {', '.join(ORDER)})")
+            try:
+                found = [_parse(name, spec)]
+            except OpError as exc:
+                raise ValueError(str(exc)) from None
+        for op in found:
+            if op.name in seen:
+                raise ValueError(f"augment op '{op.name}' given twice")
+            seen.add(op.name)
+            ops.append(op)
+    if not ops:
+        raise ValueError("no augment op given (e.g. dihedral,rotate=30@0.5)")
+    return ops
+
+
 def as_ops(ops):
     """Op objects from Ops, or from a mapping {name: spec} in the command line's syntax
     (``{"hflip": 0.5, "rotate": "30@0.5"}``); :class:`OpError` (a ValueError) if one is bad."""

@@ -390,7 +390,8 @@ def test_help_names_models_and_their_options(galprep):
     r = galprep("train-batch", "--model=cnn-classifier", "--help")
     own = r.out.split("Options of model cnn-classifier:")[1]
     assert "--head SPEC" in own and "--normalize [per-image|global]" in own
-    assert "Default --patience: 3." in own
+    recipe = " ".join(own.split("Recipe of cnn-classifier")[1].split())
+    assert "--optimizer adamw" in recipe and "--schedule cosine" in recipe and "--ema 0.99" in recipe
     r = galprep("train-batch", "--model", "resnet-denoiser", "--help")
     assert "Options of model resnet-denoiser:\n  none" in r.out
 
@@ -438,24 +439,6 @@ def test_options_from_python_are_checked_like_the_command_line(files, tmp_path):
     with pytest.raises(GalError, match="--target-range: need LO < HI"):
         train(data, tmp_path / "a", "vgg", {"target": "inclination", "target_range": (9, 1)})
     assert not (tmp_path / "a").exists()
-
-
-def test_plateau_halves_learning_rate(tmp_path):
-    from galtools.train.evaluate import plateau as _plateau
-
-    class Opt:
-        learning_rate = 0.1
-
-    class Model:
-        optimizer = Opt()
-
-    model, state, lr = Model(), {"best": None, "wait": 0}, 0.1
-    for value in (1.0, 0.9, 0.95, 0.92):  # improves, then 2 evaluations without improvement
-        lr = _plateau(model, state, 2, {"val_loss": value}, [], lr, tmp_path)
-    assert lr == pytest.approx(0.05) and model.optimizer.learning_rate == pytest.approx(0.05)
-    assert state == {"best": 0.9, "wait": 0}
-    assert _plateau(model, state, None, {"val_loss": 5.0}, [], lr, tmp_path) == lr
-    assert "learning rate → 0.05" in (tmp_path / "train.log").read_text()
 
 
 def test_data_wait_is_measured_and_a_slow_input_is_logged(files, tmp_path, galprep, monkeypatch):
@@ -583,7 +566,10 @@ def test_tensorboard_events(files, tmp_path, galprep):
     for tag in ("train/mae", "lr", "data_wait_fraction", "images_per_s"):
         assert len(scalars[tag]) == 8, tag
     assert all(0 <= v <= 1 for _, v in scalars["data_wait_fraction"])
-    assert scalars["lr"][0][1] == pytest.approx(1e-3)
+    from galtools.train.recipe import learning_rate
+
+    want = [learning_rate(d - 1, 8, 2e-3, "cosine", 0.05) for d in range(1, 9)]  # vgg's recipe
+    assert [v for _, v in scalars["lr"]] == pytest.approx(want, rel=1e-6)
     m = metrics(run)
     assert scalars["val/rmse"] == [(8, pytest.approx(m["evals"][0]["val_rmse"], rel=1e-6))]
     assert scalars["train/loss"][-1][1] == pytest.approx(m["steps"][-1]["loss"], rel=1e-6)

@@ -8,6 +8,8 @@ heading of their own by ``--model NAME --help``.
 import click
 
 from galtools import options
+from galtools.train.recipe import OPTIMIZERS, SCHEDULES
+from galtools.train.recipe import default as _d  # the API's and the command's defaults: one
 
 _SPEC = "galtools.train_batch.spec"  # ctx.meta key: the chosen model's spec
 _params = {}  # model name → its click options (built once per process)
@@ -51,6 +53,24 @@ def _owners(flag):
         if any(o.flag == flag for o in spec.options):
             owners.append(name)
     return owners
+
+
+def _recipe(spec):
+    """'--lr 0.002, --optimizer adamw, ...' for the model's help (the loop's defaults for what
+    its recipe leaves out)."""
+    from galtools.train.recipe import DEFAULTS, resolve
+
+    rec = resolve(DEFAULTS, spec)
+    shown = []
+    for key, value in rec.items():
+        if value in (None, 0, 0.0) and key not in ("ema", "clip", "weight_decay", "warmup"):
+            continue
+        shown.append(
+            f"--{key.replace('_', '-')} {value:g}"
+            if isinstance(value, float)
+            else f"--{key.replace('_', '-')} {value}"
+        )
+    return ", ".join(shown)
 
 
 class ModelCommand(click.Command):
@@ -116,12 +136,10 @@ class ModelCommand(click.Command):
                 formatter.write_dl(records)
             else:
                 formatter.write_text("none")
-            if getattr(spec, "patience", None):
-                formatter.write_paragraph()
-                formatter.write_text(f"Default --patience: {spec.patience}.")
-            if getattr(spec, "lr", None):
-                formatter.write_paragraph()
-                formatter.write_text(f"Default --lr: {spec.lr:g}.")
+            formatter.write_paragraph()
+            formatter.write_text(
+                f"Recipe of {spec.name} (the defaults it trains with): {_recipe(spec)}."
+            )
 
     @staticmethod
     def _format_models(formatter):
@@ -172,50 +190,113 @@ class ModelCommand(click.Command):
 @click.option(
     "--alpha",
     type=float,
-    default=0.5,
+    default=_d("alpha"),
     show_default=True,
     help="Probability that a batch comes from --mix (0 ≤ α < 1).",
 )
 @click.option(
     "--passes",
     type=click.IntRange(min=1),
-    default=1,
+    default=_d("passes"),
     show_default=True,
     help="Passes over the DATA files.",
 )
 @click.option(
     "--epochs",
     type=click.IntRange(min=1),
-    default=1,
+    default=_d("epochs"),
     show_default=True,
     help="Epochs on each DATA file per pass.",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=_d("batch_size"),
+    show_default=True,
+    help="Images per step (with --distribute data: the global batch, split over devices).",
+)
 @click.option(
     "--lr",
     type=click.FloatRange(min=0, min_open=True),
-    help="Learning rate (default: the model's own, listed by --model NAME --help; else 1e-3).",
+    help="Peak learning rate (default: the model's recipe, listed by --model NAME --help).",
+)
+@click.option(
+    "--optimizer",
+    type=click.Choice(OPTIMIZERS),
+    help="adam, or adamw (decoupled weight decay, --weight-decay).  Default: the recipe's.",
+)
+@click.option(
+    "--weight-decay",
+    type=click.FloatRange(min=0),
+    metavar="WD",
+    help="AdamW's decoupled weight decay (per step: lr × WD × weight).",
+)
+@click.option(
+    "--schedule",
+    type=click.Choice(SCHEDULES),
+    help="Learning rate over the run: cosine (from the peak down to 0 at the last step), "
+    "plateau (halved after --patience evaluations without improvement) or constant; all "
+    "after --warmup.",
+)
+@click.option(
+    "--warmup",
+    type=click.FloatRange(min=0),
+    metavar="N",
+    help="Steps of linear warm-up to the peak rate (below 1: that fraction of the steps).",
 )
 @click.option(
     "--patience",
     type=click.IntRange(min=1),
-    help="Halve the learning rate after this many evaluations without improvement "
-    "(default: the model's, shown by --model NAME --help; else off).",
+    help="--schedule plateau: evaluations without improvement before the rate halves "
+    "(given alone: implies --schedule plateau; default 3).",
 )
 @click.option(
-    "--keep", type=click.IntRange(min=1), default=3, show_default=True, help="Checkpoints kept."
+    "--ema",
+    type=click.FloatRange(min=0, max=1, max_open=True),
+    metavar="DECAY",
+    help="Decay per step of the moving average of the weights, which is what validation "
+    "sees and what is saved and scored (0: none; predictive models: at most 1 − 10/steps, "
+    "so that it spans ≤ 10 %% of the run; generators: their own ramped-up average).",
+)
+@click.option(
+    "--early-stop",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Stop after N evaluations on --val without improvement and restore the best "
+    "evaluated weights (also at the end of a run that did not stop; 0: off).",
+)
+@click.option(
+    "--clip",
+    type=click.FloatRange(min=0),
+    metavar="NORM",
+    help="Clip the gradients to this global norm (0: no clipping).",
+)
+@click.option(
+    "--augment",
+    metavar="OPS",
+    help="Augment every batch on the fly with galprep augment's ops, NAME=SPEC,... in its "
+    "flags' syntax (dihedral = hflip=0.5,vflip=0.5,rot90=1; e.g. dihedral,rotate=180@0.5), "
+    "drawn per step from --seed: a continued run sees the batches of an unbroken one.  A "
+    "model refuses ops that change its labels.",
+)
+@click.option(
+    "--keep",
+    type=click.IntRange(min=1),
+    default=_d("keep"),
+    show_default=True,
+    help="Checkpoints kept.",
 )
 @click.option(
     "--checkpoint-every",
     type=click.IntRange(min=0),
-    default=500,
+    default=_d("checkpoint_every"),
     show_default=True,
     help="Also checkpoint every N steps (0: only after each file visit).",
 )
 @click.option(
     "--log-every",
     type=click.IntRange(min=1),
-    default=20,
+    default=_d("log_every"),
     show_default=True,
     help="Steps per metrics.json record.",
 )
@@ -229,7 +310,7 @@ class ModelCommand(click.Command):
 @click.option(
     "--precision",
     type=click.Choice(["auto", "float32", "mixed_bfloat16", "mixed_float16"]),
-    default="float32",
+    default=_d("precision"),
     show_default=True,
     help="Keras dtype policy while training (saved networks compute in float32).  auto: "
     "mixed_bfloat16 where the hardware computes in bfloat16 (GPUs of compute capability "
@@ -245,82 +326,40 @@ class ModelCommand(click.Command):
 @click.option(
     "--prefetch",
     type=click.IntRange(min=0),
-    default=4,
+    default=_d("prefetch"),
     show_default=True,
-    help="Batches prepared ahead by a background thread (0: none).",
+    help="Batches prepared (read and augmented) ahead by a background thread (0: none).",
 )
 @click.option(
     "--read-workers",
     type=click.IntRange(min=1),
-    default=1,
+    default=_d("workers"),
     show_default=True,
     help="Threads reading the data files ahead in parallel.",
 )
 @click.option("--restart", is_flag=True, help="Discard an existing RUN and start over.")
 @options.seed
 @options.common
-def train_batch(
-    data,
-    run,
-    model,
-    init_from,
-    freeze_until,
-    val,
-    mix,
-    alpha,
-    passes,
-    epochs,
-    batch_size,
-    lr,
-    patience,
-    keep,
-    checkpoint_every,
-    log_every,
-    distribute,
-    precision,
-    tensorboard,
-    prefetch,
-    read_workers,
-    restart,
-    seed,
-    **model_options,
-):
+def train_batch(data, run, model, init_from, freeze_until, read_workers, **given):
     """Train model NAME on DATA... (one big file or many batch files), streaming from disk,
-    into the run directory RUN.  NAME's own options (its label columns, architecture, ...) are
-    listed by `galprep train-batch --model NAME --help`.
+    into the run directory RUN.  NAME's own options (its label columns, architecture, ...) and
+    its recipe (the defaults of --lr, --optimizer, --schedule, --ema...) are listed by
+    `galprep train-batch --model NAME --help`.
 
-    Running the same command again continues from the last checkpoint. On SIGTERM or SIGUSR1
-    the current step finishes, a checkpoint is written and galprep exits with status 75
-    (EX_TEMPFAIL), so a batch job can requeue itself (see examples/train_requeue.sbatch).
-    With --distribute data every process stops at the same step (see
-    examples/train_multinode.sbatch).
+    Running the same command again continues from the last checkpoint, exactly where an
+    unbroken run would be. On SIGTERM or SIGUSR1 the current step finishes, a checkpoint is
+    written and galprep exits with status 75 (EX_TEMPFAIL), so a batch job can requeue itself
+    (see examples/train_requeue.sbatch).  With --distribute data every process stops at the
+    same step (see examples/train_multinode.sbatch).
     """
     from galtools.train.loop import train
+    from galtools.train.recipe import DEFAULTS
 
-    opts = dict(model_options, init_from=init_from, freeze_until=freeze_until)
-    inputs = list(data) + [p for p in (val, mix) if p]
-    train(
-        list(data),
-        run,
-        model,
-        opts,
-        val=val,
-        mix=mix,
-        alpha=alpha,
-        passes=passes,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        restart=restart,
-        keep=keep,
-        checkpoint_every=checkpoint_every,
-        log_every=log_every,
-        patience=patience,
-        history=options.provenance(inputs),
-        distribute=distribute,
-        precision=precision,
-        tensorboard=tensorboard,
-        prefetch=prefetch,
-        workers=read_workers,
+    names = set(DEFAULTS.__dataclass_fields__)
+    settings = DEFAULTS.replace(
+        workers=read_workers, **{k: v for k, v in given.items() if k in names}
     )
+    model_options = {k: v for k, v in given.items() if k not in names}
+    opts = dict(model_options, init_from=init_from, freeze_until=freeze_until)
+    inputs = list(data) + [p for p in (settings.val, settings.mix) if p]
+    train(list(data), run, model, opts, settings, history=options.provenance(inputs))

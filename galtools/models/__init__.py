@@ -45,9 +45,21 @@ instance of :class:`ModelSpec` or a subclass) with:
 ``fit(chunks, config, run_dir)`` / ``predict(run, images)`` / ``features(run, images)``
                      (closed-form kind only) fit in one streamed pass over ``(x, y)`` chunks,
                      write the result into ``run_dir`` and use it.
-``patience``         optional: default ``--patience`` (learning-rate halving on plateau).
-``lr``               optional: default ``--lr`` (else 1e-3).
-``precisions``       optional: the ``--precision`` values the model trains in (else all).
+``recipe``           the model's training defaults: a dict of some of ``lr``, ``optimizer``,
+                     ``weight_decay``, ``schedule``, ``warmup``, ``patience``, ``ema``,
+                     ``early_stop``, ``clip``, ``augment`` (the others: those of
+                     :data:`galtools.train.recipe.GENERAL`); ``train-batch --model NAME --help``
+                     lists them.  ``build`` makes its optimizers with
+                     :func:`galtools.train.recipe.optimizer` (``config["training"]``) so that
+                     ``--optimizer``, ``--weight-decay``, ``--clip`` and ``--ema`` apply.
+``precisions``       the ``--precision`` values the model trains in (None: all).
+``set_lr(model, lr)`` sets the learning rate of every optimizer of ``model`` (the schedule
+                     calls it); ``optimizers(model)``: those optimizers (default:
+                     ``[model.optimizer]``; a GAN has two).
+``augment_ops(config)`` the ``galprep augment`` ops that keep the run's labels valid
+                     (``train-batch --augment``, ``score --tta``).
+``hooks(config)``    training hooks of the model's own (:mod:`galtools.train.hooks`), called
+                     by the loop after the built-in ones and before the checkpoint.
 ``sample(run, n, seed, conditions, batch_size, **options)`` / ``sample_options``
                      optional (a model that samples itself, in several network calls, e.g.
                      a diffusion model): :meth:`galtools.runs.Run.generate` delegates to it.  ``n``
@@ -101,7 +113,8 @@ ABILITIES = {
 # Names train-batch uses for its own options: a model's options must not take them.
 TRAINING_OPTIONS = (
     "data", "output", "run", "model", "init_from", "freeze_until", "val", "mix", "alpha",
-    "passes", "epochs", "batch_size", "lr", "patience", "keep", "checkpoint_every", "log_every",
+    "passes", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "warmup",
+    "patience", "ema", "early_stop", "clip", "augment", "keep", "checkpoint_every", "log_every",
     "distribute", "precision", "tensorboard", "prefetch", "read_workers", "restart", "seed",
     "quiet", "verbose", "debug", "help",
 )  # fmt: skip
@@ -156,6 +169,8 @@ class ModelSpec:
     options = ()  # galtools.params.Option: this model's own command-line settings
     columns = ()  # Column: the label columns it learns from
     abilities = frozenset({"predicts"})
+    recipe = {}  # training defaults of this model (galtools.train.recipe.RECIPE_KEYS)
+    precisions = None  # the --precision values it trains in (None: all)
 
     def configure(self, options, info):
         return {}
@@ -165,6 +180,36 @@ class ModelSpec:
 
     def save(self, model, run_dir):
         save_keras(model, os.path.join(run_dir, "model.keras"))
+
+    def optimizers(self, model):
+        """The optimizers of a built model (what :meth:`set_lr` sets)."""
+        opt = getattr(model, "optimizer", None)
+        return [opt] if opt is not None else []
+
+    def set_lr(self, model, lr):
+        """Set the learning rate of every optimizer of ``model``."""
+        found = self.optimizers(model)
+        if not found:
+            from galtools.errors import GalError
+
+            raise GalError(f"model {self.name}: no optimizer to set the learning rate of")
+        for opt in found:
+            opt.learning_rate = lr
+
+    def hooks(self, config):
+        """Training hooks of this model's own (galtools.train.hooks.Hook), default none."""
+        return []
+
+    def augment_ops(self, config):
+        """Names of the ``galprep augment`` ops that keep this run's labels valid: what
+        ``train-batch --augment`` may apply while training and ``score --tta`` may average
+        over (flips and quarter turns).  Default: every op for regression, classification and
+        generators (a label that changes under rotation, e.g. a position angle, needs a model
+        that says so); for denoisers the geometric ones only (they move the clean target with
+        the noisy image; photometric ops would change the image but not its target)."""
+        from galtools.augment import GEOMETRIC, ORDER
+
+        return frozenset(GEOMETRIC if config.get("task") == "denoise" else ORDER)
 
     def __repr__(self):
         return f"<ModelSpec {self.name} ({self.task})>"

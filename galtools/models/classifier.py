@@ -4,7 +4,7 @@ import re
 
 from galtools.errors import GalError
 from galtools.models import CLASSES, TARGET, Column, ModelSpec
-from galtools.models.vgg import compile_supervised, conv_block, supervised_head
+from galtools.models.vgg import SUPERVISED_RECIPE, compile_supervised, conv_block, supervised_head
 from galtools.params import Option
 
 ACTIVATIONS = {"relu", "elu", "gelu", "selu", "tanh", "sigmoid", "swish", "linear", "softplus"}
@@ -49,7 +49,7 @@ class CNNClassifier(ModelSpec):
     name = "cnn-classifier"
     task = "classification"
     description = "CNN backbone (--backbone) + dense head (--head) classifier, top-1/top-3"
-    patience = 3  # halve the learning rate after 3 evaluations without improvement
+    recipe = SUPERVISED_RECIPE
     options = (
         TARGET,
         CLASSES,
@@ -59,14 +59,6 @@ class CNNClassifier(ModelSpec):
             "Dense head, e.g. 2048,relu,1024,relu,512 (dropout:0.3 ok).",
             default="256,relu",
             metavar="SPEC",
-        ),
-        Option(
-            "weight_decay",
-            "AdamW weight decay.",
-            kind="float",
-            default=1e-4,
-            minimum=0,
-            metavar="FLOAT",
         ),
         Option(
             "normalize",
@@ -91,7 +83,6 @@ class CNNClassifier(ModelSpec):
             "backbone": backbone,
             "head": head,
             "per_image": per_image,
-            "weight_decay": float(options.get("weight_decay", 1e-4)),
         }
 
     def build(self, config):
@@ -123,7 +114,7 @@ class CNNClassifier(ModelSpec):
                 x = keras.layers.Activation(item, name=name)(x)
         out, loss, metrics = supervised_head(x, config)
         model = keras.Model(inp, out, name="cnn_classifier")
-        return compile_supervised(model, loss, metrics, config, mc["weight_decay"])
+        return compile_supervised(model, loss, metrics, config)
 
 
 cnn_classifier = CNNClassifier()

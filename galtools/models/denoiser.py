@@ -18,6 +18,7 @@ class ResNetDenoiser(ModelSpec):
         import keras
 
         from galtools.models.layers import denormalise, normalise
+        from galtools.train.recipe import optimizer
 
         mc = config["model_config"]
         f, k = mc["filters"], mc["kernel"]
@@ -39,7 +40,7 @@ class ResNetDenoiser(ModelSpec):
         out = denormalise(out, config["norm"], name="output")
         model = keras.Model(inp, out, name="resnet_denoiser")
         model.compile(
-            optimizer=keras.optimizers.Adam(config["training"]["lr"]),
+            optimizer=optimizer(config["training"]),
             loss="mse",
             metrics=[keras.metrics.MeanAbsoluteError(name="mae")],
         )

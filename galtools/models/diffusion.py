@@ -66,14 +66,6 @@ OPTIONS = (
         metavar="N",
     ),
     Option(
-        "ema",
-        "Decay of the moving average of the weights that is sampled (0: none).",
-        kind="float",
-        default=0.995,
-        minimum=0.0,
-        metavar="D",
-    ),
-    Option(
         "min_snr",
         "Weigh each noise level's loss by min(SNR, G)/(SNR + 1) (min-SNR-γ; 0: plain "
         "v-loss, which leaves generated disks too round).",
@@ -394,15 +386,14 @@ class DiffusionSpec(ModelSpec):
     options = OPTIONS
     columns = (Column("condition", "scaled", role="condition"),)
     abilities = frozenset({"generates", "conditions"})
+    recipe = {"ema": 0.995}  # the average of the weights that is sampled (ramps up itself)
     sample_options = SAMPLE_OPTIONS
 
     def __init__(self, name, description):
         self.name, self.description = name, description
 
     def configure(self, options, info):
-        decay, drop = float(options["ema"]), float(options["cond_drop"])
-        if not 0.0 <= decay < 1.0:
-            raise GalError(f"--ema must be in [0, 1), got {decay:g}")
+        drop = float(options["cond_drop"])
         if not 0.0 <= drop < 1.0:
             raise GalError(f"--cond-drop must be in [0, 1), got {drop:g}")
         return {
@@ -410,7 +401,6 @@ class DiffusionSpec(ModelSpec):
             "blocks": int(options["blocks"]),
             "channel_mult": [min(2**i, 4) for i in range(int(options["levels"]))],
             "conditions": list(options.get("condition") or []),
-            "ema": decay,
             "cond_drop": drop,
             "min_snr": float(options["min_snr"]),
             "prediction": "v",
@@ -426,9 +416,8 @@ class DiffusionSpec(ModelSpec):
         }
 
     def build(self, config):
-        import keras
-
         from galtools.models.unet import build_unet
+        from galtools.train.recipe import optimizer
 
         mc = config["model_config"]
         tr = config["training"]
@@ -437,12 +426,12 @@ class DiffusionSpec(ModelSpec):
             build_unet(config, "ema_unet"),
             mc["scaling"],
             cond_drop=mc["cond_drop"],
-            decay=mc["ema"],
+            decay=tr.get("ema", mc.get("ema", 0.995)),  # older runs: in model_config
             min_snr=mc.get("min_snr", 0.0),
             seed=tr["seed"],
             name=self.name,
         )
-        model.compile(keras.optimizers.Adam(tr["lr"]))
+        model.compile(optimizer(dict(tr, ema_used=0.0)))  # its own average: .ema
         return model
 
     def save(self, model, run_dir):

@@ -740,7 +740,9 @@ class GANSpec(ModelSpec):
     """A GAN of :func:`make_gan_class`; ``mode`` picks the discriminator's heads (:data:`HEADS`)."""
 
     task = "gan"
-    lr = 2e-4  # faster, and the moving average of the generator cannot follow (measured)
+    # lr: faster, and the moving average of the generator cannot follow (measured); ema: the
+    # generator's weight average (ramped up, see DEFAULTS)
+    recipe = {"lr": 2e-4, "ema": DEFAULTS["ema"]}
 
     def __init__(self, name, mode, description, options=(WIDTH,), columns=(), abilities=()):
         self.name, self.mode, self.description = name, mode, description
@@ -749,6 +751,9 @@ class GANSpec(ModelSpec):
 
     # mixed_float16 would need loss scaling in both optimizers' steps; bfloat16 does not
     precisions = ("float32", "mixed_bfloat16")
+
+    def optimizers(self, model):
+        return [model.g_opt, model.d_opt]
 
     def configure(self, options, info):
         conditions = list(options.get("condition") or [])
@@ -777,25 +782,25 @@ class GANSpec(ModelSpec):
             )
 
     def build(self, config):
-        import keras
+        from galtools.train.recipe import optimizer
 
         mc = config["model_config"]
         if mc.get("mode") in HEADS and mc.get("arch", 1) != ARCH:
             self.check_resume(config, "this run")
-        lr = config["training"]["lr"]
+        tr = config["training"]
+        settings = {k: _setting(mc, k) for k in ("r1", "r1_every", "ema_rampup", "shift", "flip")}
         gan = make_gan_class()(
             build_generator(config),
             build_discriminator(config),
-            seed=config["training"]["seed"],
+            seed=tr["seed"],
             name=self.name,
-            **{
-                k: _setting(mc, k) for k in ("r1", "r1_every", "ema", "ema_rampup", "shift", "flip")
-            },
+            ema=tr.get("ema", _setting(mc, "ema")),  # older runs: in model_config
             cond_weight=_setting(mc, "cond_weight"),
+            **settings,
         )
+        adam = dict(tr, ema_used=0.0)  # the generator's average is the GAN's own
         gan.compile(
-            keras.optimizers.Adam(lr, beta_1=0.0, beta_2=0.99),
-            keras.optimizers.Adam(lr, beta_1=0.0, beta_2=0.99),
+            optimizer(adam, beta_1=0.0, beta_2=0.99), optimizer(adam, beta_1=0.0, beta_2=0.99)
         )
         return gan
 

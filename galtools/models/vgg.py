@@ -42,16 +42,24 @@ def supervised_head(features, config, name="output"):
     return out, "mse", [keras.metrics.MeanAbsoluteError(name="mae")]
 
 
-def compile_supervised(model, loss, metrics, config, weight_decay=0.0):
-    import keras
+def compile_supervised(model, loss, metrics, config):
+    """``model`` compiled with the run's optimizer (:func:`galtools.train.recipe.optimizer`)."""
+    from galtools.train.recipe import optimizer
 
-    lr = config["training"]["lr"]
-    if weight_decay:
-        opt = keras.optimizers.AdamW(learning_rate=lr, weight_decay=weight_decay)
-    else:
-        opt = keras.optimizers.Adam(learning_rate=lr)
-    model.compile(optimizer=opt, loss=loss, metrics=metrics)
+    model.compile(optimizer=optimizer(config["training"]), loss=loss, metrics=metrics)
     return model
+
+
+# the recipe of the predictive models (measured on the demo's disks: README "Training recipe")
+SUPERVISED_RECIPE = {
+    "lr": 2e-3,
+    "optimizer": "adamw",
+    "weight_decay": 0.05,
+    "schedule": "cosine",
+    "warmup": 0.05,
+    "ema": 0.99,
+    "clip": 1.0,
+}
 
 
 class VGG(ModelSpec):
@@ -71,6 +79,7 @@ class VGG(ModelSpec):
         ),
     )
     columns = (Column("target", "auto"),)
+    recipe = SUPERVISED_RECIPE
 
     def configure(self, options, info):
         arch = options.get("arch") or "small"

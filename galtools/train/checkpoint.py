@@ -31,26 +31,35 @@ def listing(directory):
 
 def save(directory, step, variables, state, keep=3):
     os.makedirs(directory, exist_ok=True)
-    arrays = {f"v{i:05d}": np.asarray(v) for i, v in enumerate(_values(variables))}
-    arrays["state"] = np.array(json.dumps(dict(state, step=step)))
     path = os.path.join(directory, f"step-{step:09d}.npz")
-    with atomic_open(path, "wb", overwrite=True) as fh:
-        np.savez(fh, **arrays)
+    write(path, values(variables), dict(state, step=step))
     for old in listing(directory)[keep:]:
         os.unlink(old)
     return path
 
 
-def _values(variables):
+def write(path, arrays, state):
+    """Arrays (in variable order) and a JSON state into ``path``, atomically."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    named = {f"v{i:05d}": np.asarray(a) for i, a in enumerate(arrays)}
+    named["state"] = np.array(json.dumps(state))
+    with atomic_open(path, "wb", overwrite=True) as fh:
+        np.savez(fh, **named)
+
+
+def values(variables):
+    """The variables' current values as numpy arrays."""
     return [np.asarray(v.numpy()) for v in variables]
 
 
-def read(path, variables):
-    """Arrays of a checkpoint checked against ``variables``; raises ValueError when unusable."""
+def read(path, variables, optional=0):
+    """Arrays of a checkpoint checked against ``variables``; raises ValueError when unusable.
+    ``optional``: how many of the last variables a checkpoint may lack (state a run written
+    by an older galtools did not keep, e.g. random generators); they keep their values."""
     try:
         with np.load(path, allow_pickle=False) as f:
             names = sorted(k for k in f.files if k != "state")
-            if len(names) != len(variables):
+            if not len(variables) - optional <= len(names) <= len(variables):
                 raise ValueError(f"{len(names)} arrays for {len(variables)} variables")
             arrays = [f[k] for k in names]
             state = json.loads(str(f["state"][()]))
@@ -64,13 +73,13 @@ def read(path, variables):
     return arrays, state
 
 
-def newest(directory, variables):
+def newest(directory, variables, optional=0):
     """(path, arrays, state) of the newest usable checkpoint, or None when there is none;
     unreadable ones are skipped (and said), GalError when all are."""
     paths = listing(directory)
     for i, path in enumerate(paths):
         try:
-            arrays, state = read(path, variables)
+            arrays, state = read(path, variables, optional)
         except ValueError as exc:
             nxt = paths[i + 1] if i + 1 < len(paths) else None
             say(
@@ -92,9 +101,9 @@ def assign(variables, arrays):
         v.assign(a)
 
 
-def restore(directory, variables):
+def restore(directory, variables, optional=0):
     """Load the newest usable checkpoint into ``variables``; return its state or None."""
-    found = newest(directory, variables)
+    found = newest(directory, variables, optional)
     if found is None:
         return None
     assign(variables, found[1])

@@ -370,6 +370,46 @@ class _Readers:
         self.open = {}
 
 
+class OnTheFly:
+    """``train-batch --augment``: ``galprep augment``'s ops on every batch as it is made
+    (off the training thread), drawn from (seed, step) so that a continued run sees exactly
+    the batches of an unbroken one.  Among data-parallel processes each draws for its part
+    of the batch (seed, step, part): such a run repeats itself with as many processes, not
+    with another count.  Denoisers move their clean targets with the images."""
+
+    def __init__(self, text, seed, task, part=(0, 1)):
+        from galtools.augment import Augmenter, parse_ops
+
+        self.augmenter = Augmenter(parse_ops(text))
+        self.seed, self.denoise = int(seed), task == "denoise"
+        self.part = tuple(part) if part[1] > 1 else ()
+
+    def __call__(self, step, x, y):
+        rng = np.random.default_rng([self.seed, 0x61756720, step, *self.part])
+        if self.denoise:
+            return self.augmenter(x, y, rng=rng)
+        return self.augmenter(x, rng=rng)[0], y
+
+
+def check_augment(spec, text, config):
+    """GalError unless every op of ``text`` parses and keeps the model's labels valid
+    (``spec.augment_ops(config)``)."""
+    from galtools.augment import parse_ops
+
+    try:
+        ops = parse_ops(text)
+    except ValueError as exc:
+        raise GalError(f"--augment: {exc}") from None
+    keeps = spec.augment_ops(config)
+    bad = [op.name for op in ops if op.name not in keeps]
+    if bad:
+        raise GalError(
+            f"--augment {bad[0]}: model {spec.name} does not keep its labels valid under it "
+            f"(its ops: {', '.join(sorted(keeps)) or 'none'})"
+        )
+    return ops
+
+
 class Producer:
     """The batches of a plan as ``(step, path, segment, x, y, rows)``, made ahead of the
     training loop.
@@ -381,13 +421,15 @@ class Producer:
     then reads only those rows (``reader.take``), never the others'.  ``workers``: threads
     reading ahead in parallel (chunks, or each batch's rows for a part), each with its own file
     handles.  ``rows``: the file rows of the batch (of the part), in batch order.
+    ``augment``: an :class:`OnTheFly` applied to each batch as it is made.
 
     Everything is a function of the plan: ``prefetch``, ``workers`` and the process's part
     change what is read when, never what a step gets.
     """
 
-    def __init__(self, plan, config, start=0, prefetch=4, part=(0, 1), workers=1):
+    def __init__(self, plan, config, start=0, prefetch=4, part=(0, 1), workers=1, augment=None):
         self.plan, self.config, self.start = plan, config, start
+        self.augment = augment
         self.fields = fields_needed(config)
         self.index, self.count = part
         if plan.batch_size % self.count:
@@ -475,6 +517,8 @@ class Producer:
                 if self.stop.is_set():
                     return
                 x, y = xy(pending.result(), self.config, path)
+                if self.augment is not None:
+                    x, y = self.augment(step, x, y)
                 yield step, path, seg, x, y, rows
         finally:
             if pool is not None:

@@ -1,10 +1,7 @@
-"""Validation during training: metrics of a model on a file, and learning-rate halving on a
-plateau of them."""
+"""Validation during training: metrics of a model on a file."""
 
 import numpy as np
 
-from galtools.progress import detail
-from galtools.train import report
 from galtools.train.data import fields_needed, from_unit, xy
 
 
@@ -79,43 +76,3 @@ def validate(model, config, val, batch_size, predict=None):
         col = config["columns"][0]
         pred = from_unit(pred[:, 0], col) if col["kind"] == "scaled" else pred[:, 0]
     return metrics_of(config, pred, np.concatenate(truth))
-
-
-def set_lr(model, lr):
-    """Set the learning rate of every optimizer of ``model`` (GANs have two)."""
-    for opt in (
-        getattr(model, "g_opt", None),
-        getattr(model, "d_opt", None),
-        getattr(model, "optimizer", None),
-    ):
-        if opt is not None and hasattr(opt, "learning_rate"):
-            opt.learning_rate = lr
-
-
-def plateau(model, state, patience, ev, steps, lr, run_dir):
-    """Halve the learning rate after ``patience`` evaluations without improvement.
-
-    ``state``: {"best", "wait"} (kept in checkpoints); ``ev``: this evaluation; ``steps``: the
-    logged training records (their mean loss stands in when there is no validation figure);
-    ``run_dir``: where the change is logged (None: not logged, e.g. on ranks other than 0).
-    """
-    if not patience:
-        return lr
-    value = ev.get("val_loss", ev.get("val_rmse", ev.get("val_mse")))
-    if value is None:
-        recent = [r["loss"] for r in steps[-5:] if "loss" in r]
-        value = float(np.mean(recent)) if recent else None
-    if value is None:
-        return lr
-    if state["best"] is None or value < state["best"] * (1 - 1e-4):
-        state.update(best=value, wait=0)
-        return lr
-    state["wait"] += 1
-    if state["wait"] >= patience:
-        lr = lr * 0.5
-        state["wait"] = 0
-        set_lr(model, lr)
-        if run_dir is not None:
-            report.log(run_dir, f"plateau: learning rate → {lr:.3g}")
-        detail(f"learning rate reduced to {lr:.3g}")
-    return lr

@@ -29,23 +29,21 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 from galtools import models
 from galtools.errors import GalError, InputError
-from galtools.progress import detail, progress, say
+from galtools.progress import progress, say
 from galtools.settings import state as settings_state
-from galtools.train import checkpoint, closed_form, distributed, report, rundir
+from galtools.train import checkpoint, closed_form, distributed, hooks, recipe, report, rundir
 from galtools.train import precision as prec
-from galtools.train.data import Plan, Producer, survey
-from galtools.train.evaluate import plateau, set_lr, validate
+from galtools.train.data import OnTheFly, Plan, Producer, check_augment, survey
+from galtools.train.evaluate import validate
 from galtools.train.precision import CHOICES as PRECISION_CHOICES
 from galtools.train.precision import PRECISIONS
 
 PREEMPTED = 75  # EX_TEMPFAIL from sysexits.h: "try again later"
-DEFAULT_LR = 1e-3  # --lr of a model that has no ``lr`` of its own
 TRACE_ENV = "GALPREP_TRACE_ROWS"
 
 
@@ -76,16 +74,6 @@ class StopFlag:
     def __exit__(self, *exc):
         for sig, old in self._old.items():
             signal.signal(sig, old)
-
-
-@dataclass
-class Feed:
-    """How batches reach the model and what is recorded besides: batches prepared ahead by a
-    thread (``prefetch``, 0: none), threads reading ahead (``workers``), TensorBoard events."""
-
-    prefetch: int = 4
-    workers: int = 1
-    tensorboard: bool = False
 
 
 @contextlib.contextmanager
@@ -145,86 +133,46 @@ def set_seed(seed):
 # ---------------------------------------------------------------------------------- training
 
 
-def train(
-    data,
-    run_dir,
-    model,
-    opts=None,
-    val=None,
-    mix=None,
-    alpha=0.5,
-    passes=1,
-    epochs=1,
-    batch_size=32,
-    lr=None,
-    seed=0,
-    restart=False,
-    keep=3,
-    checkpoint_every=0,
-    log_every=10,
-    patience=None,
-    history=None,
-    distribute=None,
-    precision="float32",
-    tensorboard=False,
-    prefetch=4,
-    workers=1,
-):
+def train(data, run_dir, model, opts=None, settings=None, history=None, **changes):
     """Train model ``model`` on DATA files into ``run_dir``; return the final metrics dict.
 
+    ``settings``: a :class:`~galtools.train.recipe.Settings` (default: ``train-batch``'s
+    defaults), ``changes``: settings by name on top of it (``epochs=3, lr=1e-3``...).
     ``opts``: the model's options by name (those its spec declares, e.g. ``target``; checked
     and converted like the command line's) and ``init_from`` / ``freeze_until``.
     ``distribute``: None or ``"data"`` (data-parallel on the JAX backend, chosen here when
     Keras is not imported yet; ``batch_size`` is then the global batch).  ``precision``: one
     of :data:`PRECISION_CHOICES` (Keras' dtype policy while training; ``auto``: bfloat16 where
-    the hardware computes in it; the saved networks compute in float32).  ``tensorboard``:
-    also write TensorBoard event files into ``run_dir/tensorboard``.
-    ``prefetch``, ``workers``: see :class:`~galtools.train.data.Producer`.
+    the hardware computes in it; the saved networks compute in float32).
     """
-    distributed.use_backend(distribute)  # before Keras is imported
-    if precision not in PRECISION_CHOICES:
+    s = (settings or recipe.DEFAULTS).replace(**changes)
+    distributed.use_backend(s.distribute)  # before Keras is imported
+    if s.precision not in PRECISION_CHOICES:
         raise GalError(
-            f"--precision must be one of {', '.join(PRECISION_CHOICES)}, got {precision!r}"
+            f"--precision must be one of {', '.join(PRECISION_CHOICES)}, got {s.precision!r}"
         )
-    launch = distributed.meet(distribute, batch_size)  # the processes meet, or one line
+    launch = distributed.meet(s.distribute, s.batch_size)  # the processes meet, or one line
     models.quiet_tensorflow()
     spec = models.get(model)
     opts = rundir.model_options(spec, dict(opts or {}))
-    lr = lr if lr is not None else float(getattr(spec, "lr", None) or DEFAULT_LR)
     data = [os.fspath(p) for p in data]
+    val, mix = s.val, s.mix
     if "-" in data + [val, mix]:
         raise GalError("train-batch reads its inputs several times: give files, not '-'")
     info = survey(data)
-    if mix is not None and not 0 <= alpha < 1:
-        raise GalError(f"--alpha must be in [0, 1), got {alpha}")
-    keras_kind = getattr(spec, "kind", "keras") != "closed-form"
-    allowed = getattr(spec, "precisions", None) or PRECISIONS
-    if precision not in allowed and precision != "auto":
+    if mix is not None and not 0 <= s.alpha < 1:
+        raise GalError(f"--alpha must be in [0, 1), got {s.alpha}")
+    keras_kind = spec.kind != "closed-form"
+    allowed = spec.precisions or PRECISIONS
+    if s.precision not in allowed and s.precision != "auto":
         raise GalError(
-            f"--precision {precision}: model {spec.name} trains in {' or '.join(allowed)} only"
+            f"--precision {s.precision}: model {spec.name} trains in {' or '.join(allowed)} only"
         )
-    if distribute and not keras_kind:
+    if s.distribute and not keras_kind:
         raise GalError(
-            f"--distribute {distribute}: {spec.name} is fitted in closed form in one pass, "
+            f"--distribute {s.distribute}: {spec.name} is fitted in closed form in one pass, "
             "not trained step by step"
         )
-    training = {
-        "data": data,
-        "val": val,
-        "mix": mix,
-        "alpha": alpha if mix else 0.0,
-        "passes": passes,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "seed": seed,
-        "keep": keep,
-        "init_from": opts.get("init_from"),
-        "freeze_until": opts.get("freeze_until"),
-        "precision": precision,
-        "distribute": distribute,
-        "tensorboard": bool(tensorboard),
-    }
     mix_info = None
     if mix:
         mix_info = survey([mix], "--mix")
@@ -234,9 +182,33 @@ def train(
         val_info = survey([val], "--val")
         if val_info.image_shape != info.image_shape and spec.task != "denoise":
             raise InputError(val, f"images are {val_info.image_shape}, DATA has {info.image_shape}")
-    cluster = distributed.start(distribute, batch_size, launch)  # nothing written before
+    rec = recipe.resolve(s, spec) if keras_kind else {}
+    training = {
+        "data": data,
+        "val": val,
+        "mix": mix,
+        "alpha": s.alpha if mix else 0.0,
+        "passes": s.passes,
+        "epochs": s.epochs,
+        "batch_size": s.batch_size,
+        "lr": rec.get("lr", recipe.GENERAL["lr"]),
+        "seed": s.seed,
+        "keep": s.keep,
+        "init_from": opts.get("init_from"),
+        "freeze_until": opts.get("freeze_until"),
+        "precision": s.precision,
+        "distribute": s.distribute,
+        "tensorboard": bool(s.tensorboard),
+        **rec,
+    }
     if keras_kind:
-        training["precision"] = _precision(precision, allowed, run_dir, restart, cluster)
+        plan = Plan(info, s.batch_size, s.passes, s.epochs, s.seed, mix_info, training["alpha"])
+        training["ema_used"] = recipe.ema_decay(rec["ema"], plan.total)
+        if rec["augment"]:
+            check_augment(spec, rec["augment"], {"task": rundir.task_of(spec, opts, info)})
+    cluster = distributed.start(s.distribute, s.batch_size, launch)  # nothing written before
+    if keras_kind:
+        training["precision"] = _precision(s.precision, allowed, run_dir, s.restart, cluster)
     created = not os.path.exists(run_dir)
     quiet = settings_state.quiet
     if not cluster.main:
@@ -245,7 +217,7 @@ def train(
 
         def prepare():
             config, resuming = rundir.prepare_run(
-                run_dir, spec, opts, info, training, history, restart
+                run_dir, spec, opts, info, training, history, s.restart
             )
             for extra in filter(None, (mix, val)):
                 rundir.check_columns(extra, config)
@@ -254,10 +226,8 @@ def train(
         config, resuming = cluster.on_main(prepare)
         if not keras_kind:
             return closed_form.fit(spec, config, run_dir, info, val)
-        return _train_keras(
-            spec, config, run_dir, info, mix_info, val, resuming, checkpoint_every, log_every,
-            patience, cluster, Feed(prefetch, workers, bool(tensorboard)),
-        )  # fmt: skip
+        with cluster.scope(), precision_policy(config["training"].get("precision")):
+            return _Steps(spec, config, run_dir, s, cluster).run(info, mix_info, resuming)
     except BaseException:
         # a run that this call created and that has nothing worth keeping goes away
         if (
@@ -288,10 +258,17 @@ def _precision(asked, allowed, run_dir, restart, cluster):
 
 
 def _variables(model):
+    """(every variable a step uses, how many of the last are optional): the weights, the
+    optimizers' state, then the random generators' states (Dropout's seeds...), which
+    checkpoints of galtools 0.x lack (such a run continues, not exactly)."""
     if hasattr(model, "checkpoint_variables"):
-        return model.checkpoint_variables()
-    model.optimizer.build(model.trainable_variables)
-    return list(model.weights) + list(model.optimizer.variables)
+        found = list(model.checkpoint_variables())
+    else:
+        model.optimizer.build(model.trainable_variables)
+        found = list(model.weights) + list(model.optimizer.variables)
+    seen = {id(v) for v in found}
+    extra = [v for v in model.variables if id(v) not in seen]
+    return found + extra, len(extra)
 
 
 def _init_from(model, source, freeze_until):
@@ -323,15 +300,15 @@ def _init_from(model, source, freeze_until):
             layer.trainable = False
 
 
-def _restore(cluster, ckpt_dir, variables):
+def _restore(cluster, ckpt_dir, variables, optional=0):
     """The newest usable checkpoint into ``variables`` on every rank (rank 0 picks it)."""
     if not cluster.multi:
-        return checkpoint.restore(ckpt_dir, variables)
+        return checkpoint.restore(ckpt_dir, variables, optional)
 
     read = {}
 
     def pick():
-        found = checkpoint.newest(ckpt_dir, variables)
+        found = checkpoint.newest(ckpt_dir, variables, optional)
         if found is None:
             return None
         read["arrays"] = found[1]  # rank 0 keeps what it read; the others read the same file
@@ -344,7 +321,7 @@ def _restore(cluster, ckpt_dir, variables):
     arrays = read.get("arrays")
     if arrays is None:
         try:
-            arrays, _ = checkpoint.read(path, variables)
+            arrays, _ = checkpoint.read(path, variables, optional)
         except ValueError as exc:
             raise GalError(f"{path}: unreadable on process {cluster.rank} ({exc})") from None
     checkpoint.assign(variables, arrays)
@@ -460,43 +437,25 @@ def _describe(model, cluster, tr):
     return out
 
 
-def _train_keras(
-    spec,
-    config,
-    run_dir,
-    info,
-    mix_info,
-    val,
-    resuming,
-    checkpoint_every,
-    log_every,
-    patience,
-    cluster=None,
-    feed=None,
-):
-    """Step through the plan from the last checkpoint; evaluate, save and checkpoint after
-    each segment (and every ``checkpoint_every`` steps); stop cleanly on SIGTERM/SIGUSR1."""
-    cluster = cluster or distributed.Cluster()
-    feed = feed or Feed()
-    with cluster.scope(), precision_policy(config["training"].get("precision")):
-        return _Steps(spec, config, run_dir, val, cluster, feed).run(
-            info, mix_info, resuming, checkpoint_every, log_every, patience
-        )
-
-
 class _Steps:
-    """One call's training: the model, its run files (rank 0) and the step loop."""
+    """One call's training: the model, its run files (rank 0) and the step loop, which calls
+    the run's hooks (:mod:`galtools.train.hooks`) for everything but the step itself."""
 
-    def __init__(self, spec, config, run_dir, val, cluster, feed):
-        self.spec, self.config, self.run_dir, self.val = spec, config, run_dir, val
-        self.cluster, self.feed = cluster, feed
+    def __init__(self, spec, config, run_dir, settings, cluster):
+        self.spec, self.config, self.run_dir = spec, config, run_dir
+        self.settings, self.cluster = settings, cluster
+        self.val = settings.val
         self.main = cluster.main
         self.tr = config["training"]
         self.ckpt_dir = os.path.join(run_dir, "checkpoints")
         self.metrics_path = os.path.join(run_dir, "metrics.json")
         self.failures = []  # errors of rank 0's writes, told to every rank at the next step
-        self.tb = None
         self.scratch = None
+        self.record = None  # the step record of the current step (Recorder), or None
+        self.record_clock = {"wait": 0.0, "step": 0.0}
+        self.clock = {"wait": 0.0, "step": 0.0}  # seconds waiting for batches / stepping
+        self.stopped = None  # why a hook ended the run before its plan did
+        self.batch_path = self.batch_seg = None
 
     # ------------------------------------------------------------------- rank 0's files
 
@@ -540,20 +499,23 @@ class _Steps:
                 "(see its message); every process stops"
             )
 
+    def ckpt_state(self):
+        state = {"lr": self.lr, "wall": self.wall(), "stopped": self.stopped}
+        state["hooks"] = {h.name: h.state() for h in self.hooks if h.name}
+        return state
+
     def save_ckpt(self, step):
         self.write(
-            checkpoint.save,
-            self.ckpt_dir,
-            step,
-            self.variables,
-            {"lr": self.lr, "plateau": self.plateau_state, "wall": self.wall()},
-            self.tr["keep"],
+            checkpoint.save, self.ckpt_dir, step, self.variables, self.ckpt_state(), self.tr["keep"]
         )
         self.metrics["step"] = step
         self.write(report.write_json, self.metrics_path, self.metrics)
 
     def save_networks(self):
-        self.write(_save_networks, self.spec, self.model, self.config, self.run_dir, self.cluster)
+        with averaged(self.model):
+            self.write(
+                _save_networks, self.spec, self.model, self.config, self.run_dir, self.cluster
+            )
 
     def samples(self, p):
         """The pass's montage of a generating model: every rank computes it (a collective
@@ -563,18 +525,19 @@ class _Steps:
         else:
             self.scratch = self.scratch or tempfile.mkdtemp(prefix="galtools-samples-")
             _samples(self.model, self.spec, self.config, self.scratch, p)
-        path = os.path.join(self.run_dir, "samples", f"pass-{p + 1:03d}.png")
-        if self.tb is not None and os.path.isfile(path):
-            with open(path, "rb") as fh:
-                png = fh.read()
-            self.write(self.tb.image, self.done, "samples", png)
+
+    def stop_early(self, reason):
+        """A hook ends the run after this step (every rank decides alike)."""
+        self.stopped = reason
+        self.log(reason)
+        say(reason)
 
     # ---------------------------------------------------------------------------- setup
 
     def wall(self):
         return self.wall0 + time.time() - self.t_start
 
-    def setup(self, info, mix_info, resuming, patience):
+    def setup(self, info, mix_info, resuming):
         tr, cluster = self.tr, self.cluster
         self.plan = Plan(
             info, tr["batch_size"], tr["passes"], tr["epochs"], tr["seed"], mix_info, tr["alpha"]
@@ -582,10 +545,11 @@ class _Steps:
         set_seed(tr["seed"])
         self.model = model = self.spec.build(self.config)
         _check_splits_batches(model, self.spec, cluster)
+        _check_recipe(model, self.spec, self.tr)
         has_ckpt = resuming and cluster.on_main(lambda: bool(checkpoint.listing(self.ckpt_dir)))
         _init_from(model, None if has_ckpt else tr.get("init_from"), tr.get("freeze_until"))
-        self.variables = _variables(model)
-        state = _restore(cluster, self.ckpt_dir, self.variables) if resuming else None
+        self.variables, optional = _variables(model)
+        state = _restore(cluster, self.ckpt_dir, self.variables, optional) if resuming else None
         self.start = state["step"] if state else 0
         metrics = cluster.on_main(
             lambda: _load_metrics(self.metrics_path, self.start) if state else {}
@@ -596,33 +560,34 @@ class _Steps:
             total_steps=self.plan.total,
             batch_size=tr["batch_size"],
             status="running",
+            recipe={k: tr.get(k) for k in (*recipe.RECIPE_KEYS, "ema_used")},
             **_describe(model, cluster, tr),
         )
         for key in ("steps", "evals", "passes"):
             metrics.setdefault(key, [])
         self.metrics = metrics
-        self.patience = patience if patience is not None else getattr(self.spec, "patience", None)
-        self.plateau_state = (state or {}).get("plateau") or {"best": None, "wait": 0}
-        self.lr = (state or {}).get("lr", tr["lr"])
-        set_lr(model, self.lr)
-        if cluster.distribution is not None:
-            _settle(model, self.variables)  # after the last assignment (set_lr's)
+        self.hooks = hooks.standard(self.spec, self.config, self.settings)
+        saved = (state or {}).get("hooks") or {}
+        if state and "hooks" not in state and state.get("plateau"):  # a run of galtools ≤ 0.x
+            p = state["plateau"]
+            saved = {"lr": {"scale": state["lr"] / tr["lr"], "best": p["best"], "wait": p["wait"]}}
+        for h in self.hooks:
+            if h.name and h.name in saved:
+                h.load(saved[h.name])
+        self.stopped = (state or {}).get("stopped")
+        self.lr = tr["lr"]
         self.wall0 = (state or {}).get("wall", 0.0)
         self.t_start = time.time()
         self.done = self.start
-        if self.start and self.start < self.plan.total:
-            set_seed(tr["seed"] + self.start)
 
     # ----------------------------------------------------------------------------- run
 
-    def run(self, info, mix_info, resuming, checkpoint_every, log_every, patience):
-        self.setup(info, mix_info, resuming, patience)
+    def run(self, info, mix_info, resuming):
+        self.setup(info, mix_info, resuming)
         plan, spec, run_dir = self.plan, self.spec, self.run_dir
-        if self.start >= plan.total:
-            say(
-                f"{run_dir}: already trained {self.start} of {plan.total} steps (more --passes "
-                "to go on, --restart to start over)"
-            )
+        if self.start >= plan.total or self.stopped:
+            why = self.stopped or f"already trained {self.start} of {plan.total} steps"
+            say(f"{run_dir}: {why} (more --passes to go on, --restart to start over)")
             self.save_networks()
             self.sync("the end")
             return self.metrics
@@ -637,34 +602,44 @@ class _Steps:
         self.log(what)
         with contextlib.ExitStack() as stack:  # whatever was opened is closed, in reverse
             stack.callback(lambda: self.scratch and shutil.rmtree(self.scratch, True))
-            if self.feed.tensorboard and self.main:
-                from galtools.train.events import EventWriter
-
-                self.tb = EventWriter(os.path.join(run_dir, "tensorboard"))
-                stack.callback(self.tb.close)
-                self.tb.start(self.start)
+            for h in reversed(self.hooks):
+                stack.callback(h.close)
+            for h in self.hooks:
+                h.start(self)
+            if self.cluster.distribution is not None:
+                _settle(self.model, self.variables)  # after the last assignment (the lr's)
             trace = _RowTrace(self.cluster.rank)
             stack.callback(trace.close)
+            augment = None
+            if self.tr.get("augment"):
+                augment = OnTheFly(
+                    self.tr["augment"], self.tr["seed"], self.config["task"], self.cluster.part
+                )
             producer = Producer(
                 plan,
                 self.config,
                 self.start,
-                prefetch=self.feed.prefetch,
+                prefetch=self.settings.prefetch,
                 part=self.cluster.part,
-                workers=self.feed.workers,
+                workers=self.settings.workers,
+                augment=augment,
             )
             stack.callback(producer.close)
             bar = progress(total=plan.total - self.start, desc=f"train {spec.name}", unit="step")
             stack.callback(bar.close)
             flag = stack.enter_context(StopFlag())
-            self.loop(producer, flag, bar, trace, checkpoint_every, log_every)
+            self.loop(producer, flag, bar, trace)
+            for h in self.hooks:
+                h.end(self)
         self.save_networks()
-        self.metrics["status"] = "finished"
-        self.metrics["step"] = plan.total
+        self.metrics["status"] = "stopped early" if self.stopped else "finished"
+        self.metrics["step"] = self.done
         self.metrics["wall"] = round(self.wall(), 3)
+        if self.stopped:
+            self.save_ckpt(self.done)  # the restored best weights, and why it ended
         self.write(report.write_json, self.metrics_path, self.metrics)
         self.write(report.plot_curves, os.path.join(run_dir, "curves.png"), self.metrics)
-        self.log(f"finished {plan.total} steps in {self.metrics['wall']:.1f} s")
+        self.log(f"finished {self.done} steps in {self.metrics['wall']:.1f} s")
         self.sync("the end")  # every rank returns once the run's files are there
         return self.metrics
 
@@ -690,17 +665,13 @@ class _Steps:
             f"run the same command to continue (exit {PREEMPTED})"
         )
 
-    def loop(self, producer, flag, bar, trace, checkpoint_every, log_every):
-        plan, tr, model = self.plan, self.tr, self.model
+    def loop(self, producer, flag, bar, trace):
+        """The steps: agree on signals, call the hooks around each step and at each file
+        visit's end, until the plan is done or a hook stops the run."""
+        plan, model, hooks_ = self.plan, self.model, self.hooks
         ends = dict(plan.segment_ends())
         pass_ends = {step: p for p, step in plan.pass_ends().items()}
-        bs = tr["batch_size"]
-        cpu_start = time.process_time()
-        clock = {"wait": 0.0, "step": 0.0}  # seconds waiting for batches / in train_on_batch
-        warned = False
-        acc, n_acc, counts = {}, 0, [0, 0]
-        t_rec = time.time()
-        batches = timed(producer, clock)
+        batches = timed(producer, self.clock)
         while True:
             error = None
             try:
@@ -716,64 +687,23 @@ class _Steps:
                 self.sync("a step", error)
             if signum and self.done < plan.total:
                 self.preempt(signum)
-            step, path, seg, x, y, rows = item
-            trace.add(step, path, rows)
+            step, self.batch_path, self.batch_seg, x, y, rows = item
+            trace.add(step, self.batch_path, rows)
+            for h in hooks_:
+                h.before_step(self, step)
             t_step = time.perf_counter()
             logs = model.train_on_batch(x, y, return_dict=True)
-            clock["step"] += time.perf_counter() - t_step
-            for k, v in logs.items():
-                acc[k] = acc.get(k, 0.0) + float(v)
-            n_acc += 1
-            counts[seg is None] += 1
+            self.clock["step"] += time.perf_counter() - t_step
             self.done = done = step + 1
             bar.update(1)
-            seg_end = ends.get(done)
-            if done % log_every == 0 or seg_end or done == plan.total:
-                now = time.time()
-                rec = {
-                    "step": done,
-                    "batch_file": path,
-                    "wall": round(self.wall(), 3),
-                    "cpu_s": round(time.process_time() - cpu_start, 3),
-                    "images_per_s": round(n_acc * bs / max(now - t_rec, 1e-9), 2),
-                    "main_batches": counts[0],
-                    "mix_batches": counts[1],
-                    "lr": self.lr,
-                    "data_wait_s": round(clock["wait"] / n_acc, 6),
-                    "step_s": round(clock["step"] / n_acc, 6),
-                }
-                if clock["wait"] > 0.1 * clock["step"] and not warned:
-                    warned = True  # once per invocation: the log stays readable
-                    self.log(
-                        f"warning: steps {done - n_acc + 1}-{done} waited "
-                        f"{clock['wait']:.3g} s for data against {clock['step']:.3g} s "
-                        "of training (> 10 %): the input pipeline limits speed"
-                    )
-                if seg is not None:
-                    rec.update({"pass": seg[0], "file": seg[1], "epoch": seg[2]})
-                rec.update({k: v / n_acc for k, v in acc.items()})
-                self.metrics["steps"].append(rec)
-                if not np.isfinite(rec.get("loss", 0.0)):
-                    raise GalError(f"loss became {rec['loss']} at step {done} (try a smaller --lr)")
-                detail(f"step {done}/{plan.total} loss {rec.get('loss', float('nan')):.4g}")
-                self.log(f"step {done} loss {rec.get('loss', float('nan')):.5g}")
-                if self.tb is not None:
-                    busy = clock["wait"] + clock["step"]
-                    scalars = {f"train/{k}": v / n_acc for k, v in acc.items()}
-                    scalars.update(
-                        lr=self.lr,
-                        data_wait_fraction=clock["wait"] / busy if busy > 0 else 0.0,
-                        images_per_s=rec["images_per_s"],
-                    )
-                    self.write(self.tb.scalars, done, scalars)
-                acc, n_acc, counts, t_rec = {}, 0, [0, 0], time.time()
-                clock.update(wait=0.0, step=0.0)
-            if seg_end:
-                self.segment_end(done, seg_end, pass_ends)
-            elif checkpoint_every and done % checkpoint_every == 0:
-                self.save_ckpt(done)
+            for h in hooks_:
+                h.after_step(self, done, logs)
+            if done in ends:
+                self.segment_end(done, ends[done], pass_ends.get(done))
+            if self.stopped:
+                break
 
-    def segment_end(self, done, seg_end, pass_ends):
+    def segment_end(self, done, seg_end, p):
         ev = {
             "step": done,
             "pass": seg_end[0],
@@ -782,34 +712,59 @@ class _Steps:
             "wall": round(self.wall(), 3),
         }
         if self.val:
-            ev.update(
-                validate(
-                    self.model, self.config, self.val, self.tr["batch_size"], self.cluster.predict
+            with averaged(self.model):  # the moving average is what is scored
+                ev.update(
+                    validate(
+                        self.model,
+                        self.config,
+                        self.val,
+                        self.tr["batch_size"],
+                        self.cluster.predict,
+                    )
                 )
-            )
         self.metrics["evals"].append(ev)
-        if self.tb is not None:
-            scalars = {f"val/{k[4:]}": v for k, v in ev.items() if k.startswith("val_")}
-            self.write(self.tb.scalars, done, scalars)
-        self.lr = plateau(
-            self.model,
-            self.plateau_state,
-            self.patience,
-            ev,
-            self.metrics["steps"],
-            self.lr,
-            self.run_dir if self.main else None,
-        )
-        if done in pass_ends:
-            p = pass_ends[done]
+        if p is not None:
             self.metrics["passes"].append({"pass": p, "step": done, "wall": ev["wall"]})
-            self.samples(p)
-            self.save_networks()
             say(
                 f"pass {p + 1}/{self.tr['passes']} done (step {done}/{self.plan.total})"
                 + "".join(f", {k} {v:.4g}" for k, v in ev.items() if k.startswith("val_"))
             )
-        self.save_ckpt(done)
+        for h in self.hooks:
+            h.evaluated(self, ev, p)
+
+
+@contextlib.contextmanager
+def averaged(model):
+    """The moving average of the weights (Keras' optimizer ``use_ema``) in the model inside,
+    the trained weights again afterwards; nothing changes without one."""
+    opt = getattr(model, "optimizer", None)
+    average = getattr(opt, "_model_variables_moving_average", None) if opt is not None else None
+    if not getattr(opt, "use_ema", False) or not average:
+        yield
+        return
+    variables = list(model.trainable_variables)
+    if len(variables) != len(average):
+        raise GalError(f"the weight average holds {len(average)} of {len(variables)} variables")
+    saved = [v.value for v in variables]
+    for v, a in zip(variables, average):
+        if a is not None:
+            v.assign(a.value)
+    try:
+        yield
+    finally:
+        for v, x in zip(variables, saved):
+            v.assign(x)
+
+
+def _check_recipe(model, spec, training):
+    """GalError when the model's optimizers do not honour the recipe asked for (a model that
+    makes its optimizer itself, not with :func:`galtools.train.recipe.optimizer`)."""
+    for opt in spec.optimizers(model):
+        name = type(opt).__name__.lower()
+        if training.get("optimizer") == "adamw" and "adamw" not in name:
+            raise GalError(f"--optimizer adamw: model {spec.name} trains with {name}")
+        if training.get("clip") and not getattr(opt, "global_clipnorm", None):
+            raise GalError(f"--clip: model {spec.name} makes optimizers that do not clip")
 
 
 def timed(batches, clock):

@@ -26,9 +26,16 @@ RUN_FILES = (
     "tensorboard",
 )
 # the training settings that must match to continue a run (others may change between calls)
-RESUME_KEYS = ("data", "batch_size", "seed", "mix", "alpha", "freeze_until", "precision")
+# (the recipe's too: they change the optimizer's state, the batches or the steps' rates)
+RESUME_KEYS = (
+    "data", "batch_size", "seed", "mix", "alpha", "freeze_until", "precision",
+    "optimizer", "weight_decay", "schedule", "warmup", "ema", "clip", "augment",
+)  # fmt: skip
 # what a run made before a resume key existed was trained with
-RESUME_DEFAULTS = {"precision": "float32"}
+RESUME_DEFAULTS = {
+    "precision": "float32", "optimizer": "adam", "weight_decay": 0.0, "schedule": "constant",
+    "warmup": 0.0, "ema": 0.0, "clip": 0.0, "augment": None,
+}  # fmt: skip
 # options of every keras model, handled by the training loop rather than by the model
 LOOP_OPTIONS = ("init_from", "freeze_until")
 
@@ -256,7 +263,7 @@ def check_resume(config, spec, training, info, run_dir):
         spec.check_resume(config, run_dir)
     old = config["training"]
     for key in RESUME_KEYS:
-        before = old.get(key, RESUME_DEFAULTS.get(key))
+        before = old.get(key, _before(config, key, training))
         now = training.get(key, RESUME_DEFAULTS.get(key))
         if before != now:
             raise GalError(
@@ -266,6 +273,16 @@ def check_resume(config, spec, training, info, run_dir):
     shape = config["input_shape"]
     if shape is not None and tuple(shape) != tuple(info.image_shape):
         raise GalError(f"{run_dir}: model takes images {tuple(shape)}, data has {info.image_shape}")
+
+
+def _before(config, key, training):
+    """What a run whose config lacks ``key`` was trained with: a model's own average had its
+    decay in ``model_config``; the old loop's ``--patience`` was a plateau schedule."""
+    if key == "ema" and "ema" in (config.get("model_config") or {}):
+        return config["model_config"]["ema"]
+    if key == "schedule" and training.get(key) == "plateau":
+        return "plateau"
+    return RESUME_DEFAULTS.get(key)
 
 
 def prepare_run(run_dir, spec, opts, info, training, history, restart):
