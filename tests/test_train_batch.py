@@ -391,7 +391,8 @@ def test_help_names_models_and_their_options(galprep):
     own = r.out.split("Options of model cnn-classifier:")[1]
     assert "--head SPEC" in own and "--normalize [per-image|global]" in own
     recipe = " ".join(own.split("Recipe of cnn-classifier")[1].split())
-    assert "--optimizer adamw" in recipe and "--schedule cosine" in recipe and "--ema 0.99" in recipe
+    for part in ("--optimizer adamw", "--schedule cosine", "--ema 0.99"):
+        assert part in recipe, part
     r = galprep("train-batch", "--model", "resnet-denoiser", "--help")
     assert "Options of model resnet-denoiser:\n  none" in r.out
 
