@@ -289,8 +289,10 @@ def test_builtin_specs_declare_options_columns_and_abilities():
 
     specs = {name: models.get(name) for name in models.known()}
     flags = {name: [o.flag for o in spec.options] for name, spec in specs.items()}
-    assert flags["vgg"] == ["--target", "--target-range", "--classes", "--arch"]
-    assert flags["cnn-classifier"][2:] == ["--backbone", "--head", "--weight-decay", "--normalize"]
+    assert flags["vgg"] == [
+        "--target", "--target-range", "--classes", "--arch", "--output-activation",
+    ]  # fmt: skip
+    assert flags["cnn-classifier"][2:] == ["--backbone", "--head", "--normalize"]
     assert flags["dcgan"] == ["--width"] and flags["cgan"] == ["--condition", "--width"]
     assert flags["twoinone"] == ["--target", "--real-column", "--width"]
     assert flags["ridge-histogram"] == ["--target", "--features", "--bins"]

@@ -205,11 +205,14 @@ class ModelSpec:
         ``train-batch --augment`` may apply while training and ``score --tta`` may average
         over (flips and quarter turns).  Default: every op for regression, classification and
         generators (a label that changes under rotation, e.g. a position angle, needs a model
-        that says so); for denoisers the geometric ones only (they move the clean target with
-        the noisy image; photometric ops would change the image but not its target)."""
+        that says so); for denoisers the geometric ones (they move the clean target with
+        the noisy image) and the degradations of the input alone, noise and blur (the clean
+        target stays right; other photometric ops would change the image, not its target)."""
         from galtools.augment import GEOMETRIC, ORDER
 
-        return frozenset(GEOMETRIC if config.get("task") == "denoise" else ORDER)
+        if config.get("task") == "denoise":
+            return frozenset(GEOMETRIC + ("noise", "blur"))
+        return frozenset(ORDER)
 
     def __repr__(self):
         return f"<ModelSpec {self.name} ({self.task})>"

@@ -1,9 +1,12 @@
 """``vgg``: the VGG-style regressor/classifier of the inclination work, in three sizes."""
 
+import os
+
 from galtools.errors import GalError
 from galtools.models import CLASSES, TARGET, TARGET_RANGE, Column, ModelSpec
 from galtools.params import Option
 
+OUTPUT = os.environ.get("GALTOOLS_VGG_OUTPUT", "tanh")  # TEMP experiment
 # conv filters of the two blocks, width of the dense head
 ARCHS = {
     "small": ((16, 16), (32, 32), 128),
@@ -38,7 +41,8 @@ def supervised_head(features, config, name="output"):
         if k > 3:
             metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(3, name="top3"))
         return out, "sparse_categorical_crossentropy", metrics
-    out = keras.layers.Dense(1, activation="tanh", name=name)(features)
+    activation = (config.get("model_config") or {}).get("output", "tanh")
+    out = keras.layers.Dense(1, activation=activation, name=name)(features)
     return out, "mse", [keras.metrics.MeanAbsoluteError(name="mae")]
 
 
@@ -77,6 +81,14 @@ class VGG(ModelSpec):
             choices=tuple(ARCHS),
             default="small",
         ),
+        Option(
+            "output_activation",
+            "Regression output: linear, or tanh (bounded to the target range, as inclinet; "
+            "it cannot reach the range's ends and pulls them to the middle).",
+            kind="choice",
+            choices=("linear", "tanh"),
+            default=OUTPUT,
+        ),
     )
     columns = (Column("target", "auto"),)
     recipe = SUPERVISED_RECIPE
@@ -88,7 +100,8 @@ class VGG(ModelSpec):
         h, w, _ = info.image_shape
         if h < 4 or w < 4:
             raise GalError(f"vgg needs images of at least 4×4 pixels, got {h}×{w}")
-        return {"arch": arch, "dropout": 0.25, "head_dropout": 0.5}
+        out = {"arch": arch, "dropout": 0.25, "head_dropout": 0.5}
+        return out | {"output": options.get("output_activation") or OUTPUT}
 
     def build(self, config):
         import keras

@@ -100,6 +100,8 @@ def resolve(settings, spec):
     for key in RECIPE_KEYS:
         given = getattr(settings, key)
         out[key] = given if given is not None else own.get(key, GENERAL[key])
+    if str(out["augment"] or "").strip().lower() in ("", "none"):
+        out["augment"] = None  # --augment none: a recipe's augmentation off
     if settings.patience is not None and settings.schedule is None:
         out["schedule"] = "plateau"  # --patience alone: halving on a plateau, as it always was
     if settings.patience is not None and out["schedule"] != "plateau":

@@ -1,0 +1,124 @@
+"""train-batch's recipe on real runs: what metrics.json and config.json record, augmentation
+on the fly (its draws, refused ops), the moving average, early stopping, wrong settings."""
+
+import json
+
+import numpy as np
+import pytest
+
+from galtools.train.data import OnTheFly
+from tests.test_models import learnable
+
+FAST = ["--batch-size", "8", "--log-every", "1", "-q"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("recipe")
+    learnable(d / "train.h5", n=64)
+    learnable(d / "val.h5", n=32, seed=5)
+    return d
+
+
+def one_line(r, *parts):
+    assert r.code != 0 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+    for part in parts:
+        assert part in r.stderr, r.stderr
+
+
+def test_the_recipe_is_recorded_and_followed(files, tmp_path, galprep):
+    run = tmp_path / "run"
+    r = galprep("train-batch", files / "train.h5", "-o", run, "--model", "vgg", "--target",
+                "inclination", "--val", files / "val.h5", "--passes", "2", "--warmup", "3",
+                "--augment", "dihedral", *FAST)  # fmt: skip
+    assert r.code == 0, r.stderr
+    m = json.loads((run / "metrics.json").read_text())
+    tr = json.loads((run / "config.json").read_text())["training"]
+    want = {"optimizer": "adamw", "schedule": "cosine", "warmup": 3, "augment": "dihedral"}
+    assert {k: m["recipe"][k] for k in want} == want == {k: tr[k] for k in want}
+    assert m["recipe"]["ema_used"] == pytest.approx(0.5)  # 16 steps: an average of 2 at most
+    lrs = [s["lr"] for s in m["steps"]]
+    assert lrs[:3] == pytest.approx([5e-4, 1e-3, 1.5e-3])  # warm-up to vgg's 2e-3
+    assert lrs[3] == pytest.approx(2e-3) and lrs[-1] < 1e-4  # then cosine down
+    # the saved network is the moving average: it scores as the last evaluation said
+    from galtools.runs import load_run
+    from galtools.train.evaluate import evaluate_run
+
+    got = evaluate_run(load_run(run), files / "val.h5")
+    assert got["val_rmse"] == pytest.approx(m["evals"][-1]["val_rmse"], rel=1e-4)
+
+
+def test_changing_the_recipe_of_a_run_is_refused(files, tmp_path, galprep):
+    run = tmp_path / "run"
+    base = ["train-batch", files / "train.h5", "-o", run, "--model", "vgg", "--target",
+            "inclination", *FAST]  # fmt: skip
+    assert galprep(*base).code == 0
+    one_line(galprep(*base, "--ema", "0", "--passes", "2"), "was trained with ema=0.99, now 0.0")
+    one_line(galprep(*base, "--augment", "hflip=0.5", "--passes", "2"), "augment=None")
+
+
+def test_augment_ops_a_model_refuses_and_bad_ops(files, tmp_path, galprep):
+    common = ["-o", tmp_path / "r", *FAST]
+    r = galprep("train-batch", files / "train.h5", "--model", "resnet-denoiser",
+                "--augment", "dihedral,gamma=0.8:1.2", *common)  # fmt: skip
+    one_line(r, "--augment gamma: model resnet-denoiser does not keep its labels valid")
+    r = galprep("train-batch", files / "train.h5", "--model", "vgg", "--target", "inclination",
+                "--augment", "rotate=400:10", *common)  # fmt: skip
+    one_line(r, "--augment:", "range 400:10 is reversed")
+    r = galprep("train-batch", files / "train.h5", "--model", "vgg", "--target", "inclination",
+                "--augment", "spin=3", *common)  # fmt: skip
+    one_line(r, "unknown augment op 'spin'")
+    assert not (tmp_path / "r").exists()  # nothing written
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--weight-decay", "0.1", "--optimizer", "adam"], "--weight-decay needs --optimizer"),
+        (["--patience", "2", "--schedule", "cosine"], "--patience halves the rate of --sched"),
+        (["--early-stop", "2"], "--early-stop needs --val FILE"),
+        (["--ema", "1.5"], "Invalid value for '--ema'"),
+    ],
+)  # fmt: skip
+def test_bad_recipe_settings(files, tmp_path, galprep, args, message):
+    r = galprep("train-batch", files / "train.h5", "-o", tmp_path / "r", "--model", "vgg",
+                "--target", "inclination", *args, *FAST)  # fmt: skip
+    one_line(r, message)
+
+
+def test_early_stop_restores_the_best_evaluated_weights(files, tmp_path, galprep):
+    from galtools.runs import load_run
+    from galtools.train.evaluate import evaluate_run
+
+    run = tmp_path / "run"
+    # a rate far too high for a flat plateau: validation stops improving within a few passes
+    r = galprep("train-batch", files / "train.h5", "-o", run, "--model", "vgg", "--target",
+                "inclination", "--val", files / "val.h5", "--passes", "12", "--early-stop", "2",
+                "--schedule", "constant", "--lr", "0.05", "--ema", "0", *FAST)  # fmt: skip
+    assert r.code == 0, r.stderr
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["status"] == "stopped early" and m["step"] < 96
+    best = min(e["val_rmse"] for e in m["evals"])
+    assert m["evals"][-1]["val_rmse"] > best  # it stopped after worse evaluations...
+    got = evaluate_run(load_run(run), files / "val.h5")
+    assert got["val_rmse"] == pytest.approx(best, rel=1e-4)  # ...and kept the best weights
+    r = galprep("train-batch", files / "train.h5", "-o", run, "--model", "vgg", "--target",
+                "inclination", "--val", files / "val.h5", "--passes", "12", "--early-stop", "2",
+                "--schedule", "constant", "--lr", "0.05", "--ema", "0", "--batch-size", "8",
+                "--log-every", "1")  # fmt: skip
+    assert r.code == 0 and "early stop at step" in r.stderr  # a rerun does not train on
+
+
+def test_on_the_fly_draws_depend_on_seed_and_step_only():
+    x = np.arange(2 * 4 * 4, dtype="f4").reshape(2, 4, 4, 1)
+    aug = OnTheFly("dihedral,noise=0.5", seed=3, task="regression")
+    a, _ = aug(7, x, None)
+    b, _ = OnTheFly("dihedral,noise=0.5", seed=3, task="regression")(7, x, None)
+    np.testing.assert_array_equal(a, b)  # the same step of another process or run
+    assert not np.array_equal(a, aug(8, x, None)[0])  # another step
+    assert not np.array_equal(a, OnTheFly("dihedral", seed=4, task="regression")(7, x, None)[0])
+    # a denoiser's clean targets turn with their images; noise goes to the input only
+    d = OnTheFly("rot90=1", seed=0, task="denoise")
+    xi, yi = d(0, x, x.copy())
+    np.testing.assert_array_equal(xi, yi)
+    assert not np.array_equal(xi, x)
