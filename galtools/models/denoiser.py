@@ -8,6 +8,15 @@ class ResNetDenoiser(ModelSpec):
     task = "denoise"
     description = "residual CNN (5×5 convs, 32 filters, 5 blocks, no down-sampling): images→targets"
     abilities = frozenset({"denoises"})
+    # measured on the demo's disks (README "Training recipe"): cosine after a warm-up, AdamW,
+    # the weight average saved
+    recipe = {
+        "optimizer": "adamw",
+        "weight_decay": 1e-4,
+        "schedule": "cosine",
+        "warmup": 0.05,
+        "ema": 0.99,
+    }
 
     def configure(self, options, info):
         if not info.has_targets:

@@ -1,12 +1,16 @@
 """``vgg``: the VGG-style regressor/classifier of the inclination work, in three sizes."""
 
-import os
-
 from galtools.errors import GalError
 from galtools.models import CLASSES, TARGET, TARGET_RANGE, Column, ModelSpec
 from galtools.params import Option
 
-OUTPUT = os.environ.get("GALTOOLS_VGG_OUTPUT", "tanh")  # TEMP experiment
+# New runs regress with a linear output and no Dropout in the conv blocks (measured on 6000
+# resolved 64 px disks, README "Training recipe": RMSE 3.8° → 2.7°, bias −1.1° → +0.05°):
+# Dropout before a BatchNorm shifts the statistics it learns from those it meets when
+# predicting, and a tanh cannot reach the ends of the target range.  Runs made before keep
+# theirs (model_config).
+OUTPUT = "linear"
+CONV_DROPOUT = 0.0
 # conv filters of the two blocks, width of the dense head
 ARCHS = {
     "small": ((16, 16), (32, 32), 128),
@@ -69,7 +73,7 @@ SUPERVISED_RECIPE = {
 class VGG(ModelSpec):
     name = "vgg"
     task = "auto"  # regression, or classification when the target is a class column
-    description = "VGG-style CNN regressor (tanh on a [-1, 1] label) or classifier"
+    description = "VGG-style CNN regressor (of a label scaled to [-1, 1]) or classifier"
     options = (
         TARGET,
         TARGET_RANGE,
@@ -83,8 +87,8 @@ class VGG(ModelSpec):
         ),
         Option(
             "output_activation",
-            "Regression output: linear, or tanh (bounded to the target range, as inclinet; "
-            "it cannot reach the range's ends and pulls them to the middle).",
+            "Regression output: linear, or tanh (bounded to the target range, as galtools "
+            "0.x and inclinet; it cannot reach the range's ends and pulls them inwards).",
             kind="choice",
             choices=("linear", "tanh"),
             default=OUTPUT,
@@ -100,7 +104,7 @@ class VGG(ModelSpec):
         h, w, _ = info.image_shape
         if h < 4 or w < 4:
             raise GalError(f"vgg needs images of at least 4×4 pixels, got {h}×{w}")
-        out = {"arch": arch, "dropout": 0.25, "head_dropout": 0.5}
+        out = {"arch": arch, "dropout": CONV_DROPOUT, "head_dropout": 0.5}
         return out | {"output": options.get("output_activation") or OUTPUT}
 
     def build(self, config):

@@ -2,8 +2,15 @@
 
 :mod:`~galtools.train.rundir` sets up (or resumes) the run directory, this module steps the
 keras models through the plan of :mod:`~galtools.train.data` (closed-form models:
-:mod:`~galtools.train.closed_form`), validates (:mod:`~galtools.train.evaluate`), checkpoints
-and stops cleanly on a signal.
+:mod:`~galtools.train.closed_form`) and validates (:mod:`~galtools.train.evaluate`); all
+else is a hook of :mod:`~galtools.train.hooks` (recording, NaN guard, learning rate, early
+stop, samples, TensorBoard, checkpoints), called in order around every step.
+
+A checkpoint holds every piece of state a step uses: the weights, the optimizers' state (the
+moving average of the weights included), the random generators' states (Dropout's seeds,
+a model's own noise) and each hook's state; the batches and their augmentation are functions
+of (seed, step).  So a run stopped at any step and continued ends with the weights of one
+that was never stopped (tests/test_resume_exact.py).
 
 Exit status: 0 done; 1 error; **75 (EX_TEMPFAIL) = preempted**: SIGTERM or SIGUSR1 arrived,
 the step in progress finished, a checkpoint was written, and running the same command again
