@@ -122,3 +122,28 @@ def test_on_the_fly_draws_depend_on_seed_and_step_only():
     xi, yi = d(0, x, x.copy())
     np.testing.assert_array_equal(xi, yi)
     assert not np.array_equal(xi, x)
+
+
+def test_a_run_of_galtools_0x_continues_with_its_recipe(files, tmp_path, galprep):
+    """A run made before the recipe existed (no recipe in config.json, no random generators in
+    its checkpoints) continues when given its settings, and is refused in one line without."""
+    run = tmp_path / "run"
+    old = ["--optimizer", "adam", "--lr", "1e-3", "--schedule", "constant", "--warmup", "0",
+           "--ema", "0", "--clip", "0", "--weight-decay", "0"]  # fmt: skip
+    base = ["train-batch", files / "train.h5", "-o", run, "--model", "vgg", "--target",
+            "inclination", *FAST]  # fmt: skip
+    assert galprep(*base, *old).code == 0
+    config = json.loads((run / "config.json").read_text())
+    for key in ("optimizer", "weight_decay", "schedule", "warmup", "ema", "clip", "augment"):
+        del config["training"][key]
+    (run / "config.json").write_text(json.dumps(config))
+    path = run / "checkpoints" / "step-000000008.npz"
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    seeds = sorted(k for k in arrays if k != "state")[-1:]  # the head Dropout's seed state,
+    assert arrays[seeds[0]].shape == (2,)  # last, which 0.x did not keep
+    np.savez(path, **{k: v for k, v in arrays.items() if k not in seeds})
+    one_line(galprep(*base, "--passes", "2"), "was trained with optimizer='adam', now 'adamw'")
+    r = galprep(*base, *old, "--passes", "2")
+    assert r.code == 0, r.stderr
+    assert "resume vgg step 8/16" in (run / "train.log").read_text()

@@ -298,7 +298,8 @@ def prepare_run(run_dir, spec, opts, info, training, history, restart):
         config = read_config(run_dir, ("model", "training", "input_shape"))  # a real run only
         if not restart:
             check_resume(config, spec, training, info, run_dir)
-            config["training"].update({k: v for k, v in training.items() if k not in RESUME_KEYS})
+            old = config["training"]  # (a resume key it lacks was checked equal to its default)
+            old.update({k: v for k, v in training.items() if k not in RESUME_KEYS or k not in old})
             if history:
                 config.setdefault("history", []).append(history)
             write_config(run_dir, config)
