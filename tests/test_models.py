@@ -291,6 +291,7 @@ def test_builtin_specs_declare_options_columns_and_abilities():
     flags = {name: [o.flag for o in spec.options] for name, spec in specs.items()}
     assert flags["vgg"] == [
         "--target", "--target-range", "--classes", "--arch", "--output-activation",
+        "--conv-dropout",
     ]  # fmt: skip
     assert flags["cnn-classifier"][2:] == ["--backbone", "--head", "--normalize"]
     assert flags["dcgan"] == ["--width"] and flags["cgan"] == ["--condition", "--width"]

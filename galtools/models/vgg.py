@@ -93,6 +93,15 @@ class VGG(ModelSpec):
             choices=("linear", "tanh"),
             default=OUTPUT,
         ),
+        Option(
+            "conv_dropout",
+            "Dropout after each conv block (galtools 0.x: 0.25; before a BatchNorm it shifts "
+            "the statistics the network predicts with).",
+            kind="float",
+            default=CONV_DROPOUT,
+            minimum=0.0,
+            metavar="P",
+        ),
     )
     columns = (Column("target", "auto"),)
     recipe = SUPERVISED_RECIPE
@@ -104,7 +113,10 @@ class VGG(ModelSpec):
         h, w, _ = info.image_shape
         if h < 4 or w < 4:
             raise GalError(f"vgg needs images of at least 4×4 pixels, got {h}×{w}")
-        out = {"arch": arch, "dropout": CONV_DROPOUT, "head_dropout": 0.5}
+        dropout = float(options.get("conv_dropout", CONV_DROPOUT))
+        if not 0.0 <= dropout < 1.0:
+            raise GalError(f"--conv-dropout must be in [0, 1), got {dropout:g}")
+        out = {"arch": arch, "dropout": dropout, "head_dropout": 0.5}
         return out | {"output": options.get("output_activation") or OUTPUT}
 
     def build(self, config):

@@ -11,7 +11,8 @@ augmentation) against each model's recipe today, on the same data and budget, si
 4. **augmentation cost**: images/s of the vgg steps with and without ``--augment dihedral``.
 
 The old recipe is the same command with ``--optimizer adam --lr 1e-3 --schedule constant
---warmup 0 --ema 0 --clip 0 --augment none``.  Not a timed test; at the defaults it takes about
+--warmup 0 --ema 0 --clip 0 --augment none`` (and vgg's network of galtools 0.x,
+``--output-activation tanh --conv-dropout 0.25``).  Not a timed test; at the defaults it takes about
 half an hour on 2 cores (``--quick``: a few minutes, figures not meaningful).
 
     python tests/benchmarks/bench_recipe.py [--size 64] [--n 6000] [--held 800] [--epochs 12]
@@ -31,6 +32,7 @@ import numpy as np
 
 OLD = ["--optimizer", "adam", "--lr", "1e-3", "--schedule", "constant", "--warmup", "0",
        "--ema", "0", "--clip", "0", "--weight-decay", "0", "--augment", "none"]  # fmt: skip
+OLD_VGG = ["--output-activation", "tanh", "--conv-dropout", "0.25"]  # galtools 0.x's network
 DISKS = ["--pixel-scale", "0.2", "--bands", "gri", "--kinds", "disk", "--inclination", "45:90",
          "--disk-hlr", "1:2.5", "--bulge-fraction", "0:0.3", "--flux", "2e4:2e5"]  # fmt: skip
 
@@ -66,6 +68,7 @@ def figures(pred, truth):
 
 
 def inclination(args, d, recipes):
+    recipes = dict(recipes, old=recipes["old"] + OLD_VGG)
     train, held = f"{d}/disks.h5", f"{d}/held.h5"
     galprep("simulate", "-n", args.n, "--size", args.size, *DISKS, "--seed", 1, "-q", "-o", train)
     galprep("simulate", "-n", args.held, "--size", args.size, *DISKS, "--seed", 2, "-q", "-o", held)
@@ -167,9 +170,10 @@ def augment_cost(args, d):
     }.items():
         run = f"{d}/speed-{name}"
         galprep("train-batch", data, "-o", run, "--model", "vgg", "--target", "inclination",
-                "--epochs", 1, "--batch-size", 64, "--log-every", 10, "-q", *extra)  # fmt: skip
+                "--epochs", 1, "--batch-size", 64, "--log-every", 5, "-q", *extra)  # fmt: skip
         with open(f"{run}/metrics.json") as fh:
-            steps = json.load(fh)["steps"][1:]  # the first record holds the compilation
+            steps = json.load(fh)["steps"]
+        steps = steps[1:] or steps  # the first record holds the compilation
         out[name] = {
             "images_per_s": float(np.median([s["images_per_s"] for s in steps])),
             "data_wait": float(
