@@ -147,3 +147,37 @@ def test_a_run_of_galtools_0x_continues_with_its_recipe(files, tmp_path, galprep
     r = galprep(*base, *old, "--passes", "2")
     assert r.code == 0, r.stderr
     assert "resume vgg step 8/16" in (run / "train.log").read_text()
+
+
+def test_a_model_adds_a_hook_of_its_own(files, tmp_path, monkeypatch):
+    from galtools import models
+    from galtools.models.vgg import VGG
+    from galtools.train.hooks import Hook
+    from galtools.train.loop import train
+
+    class Count(Hook):
+        name = "count"
+
+        def __init__(self):
+            self.n, self.steps = 0, []
+
+        def after_step(self, loop, done, logs):
+            self.n += 1
+            self.steps.append(done)
+
+        def state(self):
+            return {"n": self.n}
+
+    made = []
+
+    class Spec(VGG):
+        def hooks(self, config):
+            made.append(Count())
+            return made[-1:]
+
+    monkeypatch.setattr(models, "get", lambda name: Spec())
+    train([files / "train.h5"], tmp_path / "r", "vgg", {"target": "inclination"}, batch_size=8)
+    assert made[0].steps == list(range(1, 9))
+    with np.load(tmp_path / "r" / "checkpoints" / "step-000000008.npz") as f:
+        state = json.loads(str(f["state"]))
+    assert state["hooks"]["count"] == {"n": 8} and state["hooks"]["lr"]["scale"] == 1.0
