@@ -14,7 +14,10 @@
 # PSF="gaussian:sigma=1", NOISE=0.02, STEPS (diffusion sampler steps), LIMIT (test images),
 # GENERATED (a file of galaxies GENERATOR_RUN already made: used instead of sampling anew),
 # PRECISION (the denoisers' --precision, default float32; auto: mixed_bfloat16 where the hardware
-# computes in bfloat16, ~1.7× faster on a CPU with AVX512_BF16, many times slower where emulated).
+# computes in bfloat16, ~1.7× faster on a CPU with AVX512_BF16, many times slower where emulated),
+# AUGMENT (the denoisers' --augment, default "dihedral,blur=0.5:2@0.7": flips, quarter turns and
+# extra blur of the input, so that they learn to undo more than the training degradation; without
+# it a denoiser is worse than none on the shifted cases; "none": off).
 #
 # α=0 trains on the simulated pairs only, α=0.5 mixes generated pairs in with
 # `train-batch --mix --alpha 0.5` (half of the batches, for EPOCHS/2 epochs), α=1 trains on
@@ -36,11 +39,12 @@ fi
 PSF=${PSF:-gaussian:sigma=1}
 NOISE=${NOISE:-0.02}
 PRECISION=${PRECISION:-float32}
+AUGMENT=${AUGMENT:-dihedral,blur=0.5:2@0.7}
 mkdir -p "$OUT"/{pairs,runs}
 run() { printf '$ %s\n' "$*"; "$@"; }
 
 # what is already in OUT is reused (a rerun resumes): only when it was made the same way
-SETTINGS="run=$GEN_RUN train=$TRAIN test=$TEST generated=${GENERATED:-} n_gen=${N_GEN:-} psf=$PSF noise=$NOISE steps=${STEPS:-} epochs=$EPOCHS precision=$PRECISION"
+SETTINGS="run=$GEN_RUN train=$TRAIN test=$TEST generated=${GENERATED:-} n_gen=${N_GEN:-} psf=$PSF noise=$NOISE steps=${STEPS:-} epochs=$EPOCHS precision=$PRECISION augment=$AUGMENT"
 if [ -e "$OUT/settings.txt" ] && [ "$(cat "$OUT/settings.txt")" != "$SETTINGS" ]; then
   echo "$OUT was made with other settings ($(cat "$OUT/settings.txt")): use another OUT_DIR or delete it" >&2
   exit 1
@@ -73,7 +77,8 @@ GEN_EPOCHS=$(( (EPOCHS * N_TRAIN + N_GEN / 2) / N_GEN ))
 GEN_EPOCHS=$(( GEN_EPOCHS < 1 ? 1 : GEN_EPOCHS ))
 RUNS=()
 for seed in $SEEDS; do
-  common=(--model resnet-denoiser --batch-size 32 --seed "$seed" --precision "$PRECISION" -q)
+  common=(--model resnet-denoiser --batch-size 32 --seed "$seed" --precision "$PRECISION"
+          --augment "$AUGMENT" -q)
   run galprep train-batch "$OUT/pairs/sim.h5" "${common[@]}" --epochs "$EPOCHS" \
       -o "$OUT/runs/alpha0_s$seed"
   run galprep train-batch "$OUT/pairs/sim.h5" --mix "$OUT/pairs/gen.h5" --alpha 0.5 \

@@ -54,7 +54,8 @@ def test_changing_the_recipe_of_a_run_is_refused(files, tmp_path, galprep):
             "inclination", *FAST]  # fmt: skip
     assert galprep(*base).code == 0
     one_line(galprep(*base, "--ema", "0", "--passes", "2"), "was trained with ema=0.99, now 0.0")
-    one_line(galprep(*base, "--augment", "hflip=0.5", "--passes", "2"), "augment=None")
+    r = galprep(*base, "--augment", "hflip=0.5", "--passes", "2")
+    one_line(r, "was trained with augment='dihedral', now 'hflip=0.5'")
 
 
 def test_augment_ops_a_model_refuses_and_bad_ops(files, tmp_path, galprep):
@@ -129,7 +130,7 @@ def test_a_run_of_galtools_0x_continues_with_its_recipe(files, tmp_path, galprep
     its checkpoints) continues when given its settings, and is refused in one line without."""
     run = tmp_path / "run"
     old = ["--optimizer", "adam", "--lr", "1e-3", "--schedule", "constant", "--warmup", "0",
-           "--ema", "0", "--clip", "0", "--weight-decay", "0"]  # fmt: skip
+           "--ema", "0", "--clip", "0", "--weight-decay", "0", "--augment", "none"]  # fmt: skip
     base = ["train-batch", files / "train.h5", "-o", run, "--model", "vgg", "--target",
             "inclination", *FAST]  # fmt: skip
     assert galprep(*base, *old).code == 0

@@ -67,6 +67,9 @@ SUPERVISED_RECIPE = {
     "warmup": 0.05,
     "ema": 0.99,
     "clip": 1.0,
+    # flips and quarter turns on the fly (they keep a galaxy's kind, inclination, size...;
+    # not a position angle: --augment none)
+    "augment": "dihedral",
 }
 
 
