@@ -187,10 +187,13 @@ def test_two_processes_train_as_one_on_the_same_global_batch(data, env, tmp_path
 def test_two_processes_follow_one_over_a_whole_run(data, env, tmp_path):
     """vgg (Dropout and BatchNorm), 32 steps of 32 images, the default recipe (AdamW, cosine,
     weight average): two processes end where one process does, within float32 round-off
-    (augmentation on the fly draws per process: it repeats with as many processes only)."""
+    (augmentation on the fly draws per process: it repeats with as many processes only).
+    Measured: 2.3e-6 at step 32.  With vgg's 5 % warm-up this tiny run's trajectories part
+    after step 8 (3e-4 at step 32, with the same step counter and rates on both sides): the
+    round-off of the sums is amplified by the run itself, not a difference in the steps."""
     train = ["--model", "vgg", "--target", "inclination", "--batch-size", "32", "--log-every",
              "8", "--checkpoint-every", "8", "--keep", "9", "--seed", "5",
-             "--augment", "none"]  # fmt: skip
+             "--augment", "none", "--warmup", "0"]  # fmt: skip
     one, two = tmp_path / "one", tmp_path / "two"
     port = free_port()
     procs = [

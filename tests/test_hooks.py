@@ -218,3 +218,17 @@ def test_recipe_resolution_and_checks():
         recipe.DEFAULTS.replace(lrate=1)
     assert recipe.ema_decay(0.999, 1000) == pytest.approx(0.99)
     assert recipe.ema_decay(0.9, 1000) == 0.9 and recipe.ema_decay(0.99, 4) == 0.5
+
+
+def test_the_optimizers_schedule_is_the_loops():
+    """What the optimizer computes inside the compiled step is what the loop records."""
+    training = {"lr": 2e-3, "schedule": "cosine", "warmup": 0.05, "steps": 200, "ema": 0.0}
+    opt = recipe.optimizer(training)
+    schedule = opt._learning_rate
+    for step in (0, 3, 9, 10, 11, 57, 150, 199):
+        want = recipe.learning_rate(step, 200, 2e-3, "cosine", 0.05)
+        assert float(schedule(step)) == pytest.approx(want, rel=1e-5, abs=1e-9), step
+    flat = recipe.optimizer(dict(training, schedule="plateau", warmup=0))
+    assert float(flat.learning_rate) == pytest.approx(2e-3)  # a value the loop sets
+    cfg = schedule.get_config()
+    assert type(schedule)(**cfg).get_config() == cfg

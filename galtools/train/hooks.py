@@ -188,7 +188,10 @@ def monitored(ev):
 class LearningRate(Hook):
     """The learning rate of every step: warm-up, then cosine or flat; ``plateau`` halves it
     after ``patience`` evaluations without improvement (of the validation figure, else of the
-    mean of the last logged losses).  Set through ``spec.set_lr`` only when it changes."""
+    mean of the last logged losses).  Set through ``spec.set_lr`` only when it changes, and
+    not at all where the optimizers compute it from their step counter
+    (:func:`galtools.train.recipe.optimizer`): assigning it between compiled steps would
+    compile the step again."""
 
     name = "lr"
 
@@ -197,6 +200,7 @@ class LearningRate(Hook):
         self.patience = patience if schedule == "plateau" else None
         self.scale, self.best, self.wait = 1.0, None, 0
         self.current = None  # what the optimizers hold
+        self.scheduled = False  # they compute it themselves
 
     def state(self):
         return {"scale": self.scale, "best": self.best, "wait": self.wait}
@@ -210,12 +214,19 @@ class LearningRate(Hook):
         return lr * self.scale
 
     def _set(self, loop, lr):
-        if lr != self.current:
+        if lr != self.current and not self.scheduled:
             loop.spec.set_lr(loop.model, lr)
             self.current = lr
         loop.lr = lr
 
     def start(self, loop):
+        from keras.optimizers.schedules import LearningRateSchedule
+
+        opts = loop.spec.optimizers(loop.model) if loop.model is not None else []
+        inner = [getattr(o, "inner_optimizer", o) for o in opts]  # mixed_float16's wrapper
+        self.scheduled = bool(inner) and all(
+            isinstance(getattr(o, "_learning_rate", None), LearningRateSchedule) for o in inner
+        )
         self._set(loop, self.at(loop.done, loop.plan.total))
 
     def before_step(self, loop, step):

@@ -210,6 +210,7 @@ def train(data, run_dir, model, opts=None, settings=None, history=None, **change
     }
     if keras_kind:
         plan = Plan(info, s.batch_size, s.passes, s.epochs, s.seed, mix_info, training["alpha"])
+        training["steps"] = plan.total  # the schedule's length
         training["ema_used"] = recipe.ema_decay(rec["ema"], plan.total)
         if rec["augment"]:
             check_augment(spec, rec["augment"], {"task": rundir.task_of(spec, opts, info)})

@@ -143,14 +143,74 @@ def ema_decay(decay, total):
     return float(min(decay, 1.0 - 1.0 / max(EMA_WINDOW * total, 2.0)))
 
 
+_SCHEDULE = []  # the schedule class, made on first use (Keras is not imported before)
+
+
+def schedule_class():
+    """:class:`keras.optimizers.schedules.LearningRateSchedule` of :func:`learning_rate`,
+    registered for saving (``galtools>WarmupSchedule``)."""
+    if _SCHEDULE:
+        return _SCHEDULE[0]
+    import keras
+
+    @keras.saving.register_keras_serializable("galtools")
+    class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
+        """:func:`learning_rate` of the optimizer's step counter, computed inside the
+        compiled step (no assignment between steps, which would recompile it)."""
+
+        def __init__(self, base, total, schedule="cosine", warmup=0):
+            self.base, self.total = float(base), int(total)
+            self.schedule, self.warmup = schedule, int(warmup)
+
+        def __call__(self, step):
+            from keras import ops
+
+            t = ops.cast(step, "float32")
+            warm = float(self.warmup)
+            lr = ops.convert_to_tensor(self.base, "float32")
+            if self.schedule == "cosine":
+                span = float(max(self.total - self.warmup, 1))
+                phase = ops.clip((t - warm) / span, 0.0, 1.0)
+                lr = lr * 0.5 * (1.0 + ops.cos(math.pi * phase))
+            if self.warmup:
+                lr = ops.where(t < warm, self.base * (t + 1.0) / (warm + 1.0), lr)
+            return lr
+
+        def get_config(self):
+            return {
+                "base": self.base,
+                "total": self.total,
+                "schedule": self.schedule,
+                "warmup": self.warmup,
+            }
+
+    _SCHEDULE.append(WarmupSchedule)
+    return WarmupSchedule
+
+
+def in_graph(training):
+    """Whether the run's learning rate is a schedule of the step inside the optimizer (cosine
+    or a warm-up, given the run's length) rather than a value the loop sets (plateau)."""
+    schedule, warm = training.get("schedule"), float(training.get("warmup") or 0)
+    return bool(training.get("steps")) and (
+        schedule == "cosine" or (schedule == "constant" and warm > 0)
+    )
+
+
 def optimizer(training, **extra):
     """The Keras optimizer of a run's ``config["training"]``: Adam or AdamW (decoupled weight
     decay), global-norm clipping, the moving average of the weights (``ema_used``: the decay
-    the loop chose for the run's length).  ``extra``: e.g. ``beta_1`` for a GAN."""
+    the loop chose for the run's length), and the learning rate as a schedule of the step
+    (cosine and warm-up; ``steps``: the run's length).  ``extra``: e.g. ``beta_1`` for a GAN."""
     import keras
 
     name = training.get("optimizer") or "adam"
-    kw = dict(learning_rate=training["lr"], **extra)
+    lr = training["lr"]
+    if in_graph(training):
+        total = int(training["steps"])
+        warm = min(warmup_steps(training.get("warmup"), total), max(total - 1, 0))
+        lr = schedule_class()(lr, total, training["schedule"], warm)
+    kw = dict(learning_rate=lr, **extra)
     if training.get("clip"):
         kw["global_clipnorm"] = float(training["clip"])
     decay = training.get("ema_used", training.get("ema")) or 0.0
