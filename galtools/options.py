@@ -89,6 +89,13 @@ jobs = click.option(
 )
 
 
+def tta(help):
+    """``--tta K``: test-time augmentation over K of the eight flips and quarter turns."""
+    return click.option(
+        "--tta", type=click.IntRange(1, 8), default=1, show_default=True, metavar="K", help=help
+    )
+
+
 def _shard_callback(ctx, param, value):
     try:
         if value is None:

@@ -6,16 +6,14 @@ are one-line errors that write nothing."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 from tests.test_backends import NO_TF
-from tests.tinyruns import tiny_data, tiny_run
+from tests.tinyruns import sigterm_after, tiny_data, tiny_run
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 # a small U-Net (one level) so that tracing the step takes seconds; 48 steps of 16 images
@@ -122,16 +120,8 @@ def test_resumes_exactly_after_sigterm(cond_run, cond, tmp_path, galprep):
 
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "galtools.cli", *_train_args(run)]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env=ENV, text=True)
-    log = run / "train.log"
-    deadline = time.time() + 180
-    while time.time() < deadline and proc.poll() is None:
-        if log.exists() and "step 3 " in log.read_text():
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=180)
-    assert proc.returncode == 75, err
+    code, err = sigterm_after(cmd, run, 3, ENV)
+    assert code == 75, err
     stopped = _metrics(run)["step"]
     assert 3 <= stopped < STEPS
     r = galprep(*_train_args(run))

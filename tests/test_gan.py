@@ -5,17 +5,15 @@ generate but refuse to resume with one clear line."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.test_backends import NO_TF
-from tests.tinyruns import tiny_data, tiny_run
+from tests.tinyruns import sigterm_after, tiny_data, tiny_run
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
@@ -190,16 +188,8 @@ def test_gan_resumes_exactly_after_sigterm(tmp_path, galprep):
     from galtools.runs import load_run
 
     run = tmp_path / "run"
-    proc = subprocess.Popen(_train_cmd(run), stderr=subprocess.PIPE, env=ENV, text=True)
-    log = run / "train.log"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if log.exists() and "step 3 " in log.read_text():
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 75, err
+    code, err = sigterm_after(_train_cmd(run), run, 3, ENV, timeout=120)
+    assert code == 75, err
     stopped = json.loads((run / "metrics.json").read_text())["step"]
     assert 3 <= stopped < 48
     r = galprep(*_train_cmd(run)[3:])

@@ -5,16 +5,14 @@ and BatchNorm, on-the-fly augmentation, validation, early-stop state) and the ge
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 from tests.test_models import learnable
-from tests.tinyruns import tiny_data
+from tests.tinyruns import sigterm_after, tiny_data
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
@@ -62,16 +60,9 @@ def test_stopped_and_continued_equals_unbroken(model, data, tmp_path):
     total = json.loads((whole / "metrics.json").read_text())["step"]
 
     run = tmp_path / "run"
-    proc = subprocess.Popen(_cmd(args, run), stderr=subprocess.PIPE, env=ENV, text=True)
+    code, err = sigterm_after(_cmd(args, run), run, 3, ENV)
+    assert code == 75, err
     log = run / "train.log"
-    deadline = time.time() + 180
-    while time.time() < deadline and proc.poll() is None:
-        if log.exists() and "step 3 " in log.read_text():
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=180)
-    assert proc.returncode == 75, err
     stopped = json.loads((run / "metrics.json").read_text())["step"]
     assert 3 <= stopped < total
     r = subprocess.run(_cmd(args, run), env=ENV, capture_output=True, text=True)

@@ -86,3 +86,23 @@ def tiny_run(name):
         assert r.code == 0, r.stderr
         _runs[name] = out
     return _runs[name]
+
+
+def sigterm_after(cmd, run, step, env=None, timeout=180):
+    """Start the training command ``cmd`` (writing RUN), send it SIGTERM once its train.log
+    has logged step ``step``; return (exit status, stderr)."""
+    import signal
+    import subprocess
+    import time
+    from pathlib import Path
+
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env=env, text=True)
+    log = Path(run) / "train.log"
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if log.exists() and f"step {step} " in log.read_text():
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err

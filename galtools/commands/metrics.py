@@ -151,13 +151,8 @@ class MetricsCommand(click.Command):
     "--fit-bias', fitted on real galaxies; repeatable, matched by its target), applied to the "
     "read-back of REAL and OTHER alike.",
 )
-@click.option(
-    "--tta",
-    type=click.IntRange(1, 8),
-    default=1,
-    show_default=True,
-    metavar="K",
-    help="Average each --condition-check read-back over K flips and quarter turns of the "
+@options.tta(
+    "Average each --condition-check read-back over K flips and quarter turns of the "
     "image, as 'galprep score --tta K' does.",
 )
 @click.option(

@@ -48,13 +48,8 @@ from galtools import options
     metavar="JSON",
     help="Apply i_corrected = (i_pred + b)/(1 − m) from a --fit-bias file.",
 )
-@click.option(
-    "--tta",
-    type=click.IntRange(1, 8),
-    default=1,
-    show_default=True,
-    metavar="K",
-    help="Test-time augmentation: average each run's prediction over K flips and quarter "
+@options.tta(
+    "Test-time augmentation: average each run's prediction over K flips and quarter "
     "turns of the image, in this order: identity, rot90, rot180, rot270, hflip, hflip∘rot90, "
     "vflip, hflip∘rot270 (non-square stamps: identity, rot180, hflip, vflip; at most 4).  "
     "Each run's model must allow them (its augment ops).",
