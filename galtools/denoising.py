@@ -228,7 +228,8 @@ def training_key(run):
     import json
 
     config = run.config or {}
-    ignored = {"seed", "keep", "tensorboard", "distribute"}
+    # (steps and ema_used follow from the seed's plan: a --mix draws its batches by the seed)
+    ignored = {"seed", "keep", "tensorboard", "distribute", "steps", "ema_used"}
     training = {k: v for k, v in (config.get("training") or {}).items() if k not in ignored}
     return json.dumps(
         [run.model_name, config.get("model_config"), training], sort_keys=True, default=str

@@ -219,3 +219,23 @@ def test_real_denoiser_lowers_mse_any_size(galprep, tmp_path):
     write_galaxies(one_band, {"images": np.zeros((2, 8, 8, 1), np.float32)}, new_meta())
     r = galprep("denoise", run, one_band, "-o", tmp_path / "o.h5")
     assert r.code == 1 and "images have 1 band, run" in r.stderr
+
+
+def test_repeats_with_a_mix_group_together_though_their_plans_differ():
+    """--mix draws its batches by the seed, so repeats differ in their number of steps (and
+    the weight average's decay that follows from it): still one training setup."""
+    from types import SimpleNamespace
+
+    from galtools.denoising import group_seeds
+
+    def run(seed, steps):
+        training = {"data": ["sim.h5"], "mix": "gen.h5", "alpha": 0.5, "seed": seed,
+                    "steps": steps, "ema_used": 1 - 10 / steps}  # fmt: skip
+        return SimpleNamespace(config={"training": training, "model_config": {}},
+                               model_name="resnet-denoiser", path=f"r{seed}")  # fmt: skip
+
+    rows = [{"run": f"r{s}", "cases": {"as given": {"mse": m, "psnr": 1.0}}} for s, m in
+            ((0, 2.0), (1, 4.0))]  # fmt: skip
+    [group] = group_seeds([run(0, 84), run(1, 94)], rows)
+    assert group["label"] == "sim.h5 + 0.5·gen.h5" and group["seeds"] == [0, 1]
+    assert group["cases"]["as given"]["mse_mean"] == 3.0
