@@ -182,3 +182,23 @@ def test_a_model_adds_a_hook_of_its_own(files, tmp_path, monkeypatch):
     with np.load(tmp_path / "r" / "checkpoints" / "step-000000008.npz") as f:
         state = json.loads(str(f["state"]))
     assert state["hooks"]["count"] == {"n": 8} and state["hooks"]["lr"]["scale"] == 1.0
+
+
+def test_a_model_that_makes_its_own_optimizer_is_held_to_the_recipe():
+    """--optimizer adamw and --clip are refused for a model whose optimizers ignore them."""
+    import keras
+
+    from galtools.errors import GalError
+    from galtools.train.loop import _check_recipe
+
+    class Spec:
+        name = "own"
+
+        def optimizers(self, model):
+            return [keras.optimizers.Adam(1e-3)]
+
+    _check_recipe(None, Spec(), {"optimizer": "adam", "clip": 0})  # as asked: fine
+    with pytest.raises(GalError, match="--optimizer adamw: model own trains with adam"):
+        _check_recipe(None, Spec(), {"optimizer": "adamw"})
+    with pytest.raises(GalError, match="--clip: model own makes optimizers that do not clip"):
+        _check_recipe(None, Spec(), {"optimizer": "adam", "clip": 1.0})
