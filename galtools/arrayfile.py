@@ -231,6 +231,13 @@ class H5Reader(GalaxyReader):
         except OSError as exc:
             raise InputError(self.path, f"not a readable HDF5 file ({_short(exc)})") from None
         f = self._file
+        try:
+            from galtools.h5guard import check_contained
+
+            check_contained(f, self.path)
+        except GalError:
+            self.close()
+            raise
         if "images" not in f or not isinstance(f["images"], h5py.Dataset):
             self.close()
             raise InputError(self.path, "no 'images' dataset")

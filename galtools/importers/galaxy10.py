@@ -47,6 +47,14 @@ class Galaxy10(Importer):
             f = h5py.File(source, "r")
         except (OSError, FileNotFoundError) as exc:
             raise InputError(source, f"not a readable HDF5 file ({exc})") from None
+        from galtools.errors import GalError
+        from galtools.h5guard import check_contained
+
+        try:
+            check_contained(f, source)
+        except GalError:
+            f.close()
+            raise
         if "images" not in f:
             f.close()
             raise InputError(source, "no 'images' dataset (not a Galaxy10 file)")
