@@ -461,6 +461,7 @@ def score_file(
                 fh.write(header)
                 for offset, batch in reader.chunks(chunk_size, ["images"], start, stop):
                     images = batch["images"]
+                    check_finite(images, reader.path, offset)
                     rows = slice(offset - start, offset - start + len(images))
                     if tta > 1:
                         got = ens.tta_members(images, tta, batch_size)
@@ -517,6 +518,19 @@ def score_file(
                 info["history"] = history
                 _write_json(outs.add(report, ".json"), info)
     return info
+
+
+def check_finite(images, path, offset=0):
+    """InputError naming the first row with NaN or infinite pixels (a network would turn them
+    into a finite-looking prediction)."""
+    if images.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(images.reshape(len(images), -1)).all(axis=1)
+    if bad.any():
+        row = offset + int(np.flatnonzero(bad)[0])
+        raise InputError(
+            path, f"images hold NaN or infinite pixels ({int(bad.sum())} images, first row {row})"
+        )
 
 
 def _png_beside(path):

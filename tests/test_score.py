@@ -412,3 +412,20 @@ def test_real_classifier_and_mismatches(galprep, tmp_path):
     r = galprep("score", run, big, "-o", tmp_path / "x.csv")
     assert r.code == 1 and "images are 16×16×3" in r.stderr and "takes 8×8×3" in r.stderr
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_images_with_nan_or_infinite_pixels_are_refused(galprep, tmp_path):
+    """A network turns NaN pixels into a finite-looking value: score refuses them, as
+    train-batch does, naming the file and the first such row."""
+    from galtools.arrayfile import read_galaxies, write_galaxies
+    from tests.tinyruns import tiny_data, tiny_run
+
+    batch, meta = read_galaxies(tiny_data())
+    batch["images"][5, 0, 0, 0] = np.nan
+    batch["images"][9, 1, 1, 0] = np.inf
+    bad = tmp_path / "bad.h5"
+    write_galaxies(bad, batch, meta)
+    r = galprep("score", tiny_run("vgg"), bad, "-o", tmp_path / "p.csv")
+    assert r.code == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert str(bad) in r.stderr and "NaN or infinite pixels (2 images, first row 5)" in r.stderr
+    assert not (tmp_path / "p.csv").exists()
