@@ -30,8 +30,6 @@ GENERAL = {
     "augment": None,
 }
 RECIPE_KEYS = tuple(GENERAL)
-# what a run written before these settings existed was trained with (resuming it keeps them)
-BEFORE = {k: v for k, v in GENERAL.items() if k not in ("lr", "patience")}
 # an average covers at most this fraction of a run's steps (1 / (1 - decay) steps)
 EMA_WINDOW = 0.1
 
