@@ -202,3 +202,23 @@ def test_a_model_that_makes_its_own_optimizer_is_held_to_the_recipe():
         _check_recipe(None, Spec(), {"optimizer": "adamw"})
     with pytest.raises(GalError, match="--clip: model own makes optimizers that do not clip"):
         _check_recipe(None, Spec(), {"optimizer": "adam", "clip": 1.0})
+
+
+def test_vgg_old_network_on_request(files, tmp_path, galprep):
+    """--output-activation tanh --conv-dropout 0.25 build galtools 0.x's vgg; new runs have
+    a linear output and no conv-block Dropout."""
+    from galtools import models
+
+    base = ["train-batch", files / "train.h5", "--model", "vgg", "--target", "inclination", *FAST]
+    assert galprep(*base, "-o", tmp_path / "new").code == 0
+    assert galprep(*base, "-o", tmp_path / "old", "--output-activation", "tanh",
+                   "--conv-dropout", "0.25").code == 0  # fmt: skip
+    for name, act, drops in (
+        ("new", "linear", ["head_drop"]),
+        ("old", "tanh", ["block1_drop", "block2_drop", "head_drop"]),
+    ):
+        net = models.load_keras(tmp_path / name / "model.keras")
+        assert net.get_layer("output").get_config()["activation"] == act
+        assert [layer.name for layer in net.layers if layer.name.endswith("_drop")] == drops
+    r = galprep(*base, "-o", tmp_path / "bad", "--conv-dropout", "1")
+    one_line(r, "--conv-dropout must be in [0, 1), got 1")

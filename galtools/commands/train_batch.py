@@ -256,7 +256,7 @@ class ModelCommand(click.Command):
     metavar="DECAY",
     help="Decay per step of the moving average of the weights, which is what validation "
     "sees and what is saved and scored (0: none; predictive models: at most 1 − 10/steps, "
-    "so that it spans ≤ 10 %% of the run; generators: their own ramped-up average).",
+    "so that it spans ≤ 10 % of the run; generators: their own ramped-up average).",
 )
 @click.option(
     "--early-stop",

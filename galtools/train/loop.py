@@ -235,7 +235,7 @@ def train(data, run_dir, model, opts=None, settings=None, history=None, **change
         if not keras_kind:
             return closed_form.fit(spec, config, run_dir, info, val)
         with cluster.scope(), precision_policy(config["training"].get("precision")):
-            return _Steps(spec, config, run_dir, s, cluster).run(info, mix_info, resuming)
+            return _Steps(spec, config, run_dir, s, cluster).run(plan, resuming)
     except BaseException:
         # a run that this call created and that has nothing worth keeping goes away
         if (
@@ -545,11 +545,9 @@ class _Steps:
     def wall(self):
         return self.wall0 + time.time() - self.t_start
 
-    def setup(self, info, mix_info, resuming):
+    def setup(self, plan, resuming):
         tr, cluster = self.tr, self.cluster
-        self.plan = Plan(
-            info, tr["batch_size"], tr["passes"], tr["epochs"], tr["seed"], mix_info, tr["alpha"]
-        )
+        self.plan = plan  # train()'s, of the settings that resuming checked equal to the run's
         set_seed(tr["seed"])
         self.model = model = self.spec.build(self.config)
         _check_splits_batches(model, self.spec, cluster)
@@ -590,8 +588,8 @@ class _Steps:
 
     # ----------------------------------------------------------------------------- run
 
-    def run(self, info, mix_info, resuming):
-        self.setup(info, mix_info, resuming)
+    def run(self, plan, resuming):
+        self.setup(plan, resuming)
         plan, spec, run_dir = self.plan, self.spec, self.run_dir
         if self.start >= plan.total or self.stopped:
             why = self.stopped or f"already trained {self.start} of {plan.total} steps"
