@@ -59,3 +59,11 @@ def test_figures_and_markdown_table(tmp_path):
     assert "| sampling (images/s) | — | 40 |" in r.stdout
     r = subprocess.run(cmd[:-1] + [f"gen={tmp_path / 'none.json'}"], capture_output=True, text=True)
     assert r.returncode == 1 and "none.json: cannot read" in r.stderr
+
+
+def test_no_ratio_to_a_floor_at_or_below_zero():
+    """KID's unbiased estimate of real vs real can be negative: no 'x times' it is shown."""
+    table = markdown({"real": figures(report(0.5, -0.0012, 400)),
+                      "gen": figures(report(1.5, 0.0092, 400))}, "real")  # fmt: skip
+    assert "| KID | -0.0012 | 0.0092 |" in table.splitlines()
+    assert "| FID | 0.5 | 1.5 (3.0×) |" in table.splitlines()

@@ -87,7 +87,8 @@ def markdown(columns, reference=None, extra=None):
         for n in names:
             v = columns[n].get(key)
             text = _cell(v, spec)
-            if key in RATIO and v is not None and n != reference and base.get(key):
+            # a ratio to a floor at or below zero (KID's unbiased estimate can be) says nothing
+            if key in RATIO and v is not None and n != reference and (base.get(key) or 0) > 0:
                 text += f" ({v / base[key]:.1f}×)"
             cells.append(text)
         rows.append((label, cells))
