@@ -6,7 +6,8 @@
 #   DEMO_DIR=/scratch/demo make demo
 #
 # Writes everything under $DEMO_DIR (default: demo/) and a report, demo/report.md, that links
-# every number and picture.  14–29 minutes on 2 CPU cores at SCALE=1 (README: Quick start).
+# every number and picture.  About 14 minutes on 2 AVX-512 cores at SCALE=1, install included
+# (README: Quick start, and "What the demo measures").
 set -euo pipefail
 
 SCALE=${SCALE:-1}
